@@ -1,0 +1,74 @@
+"""One exception family for everything a user can act on.
+
+Every message says what went wrong and what to do about it; the CLI prints it without a traceback and the
+HTTP layer maps each class to a status code (``http_status``).
+"""
+
+from __future__ import annotations
+
+
+class DubError(Exception):
+    """Base of every error dubgraph raises on purpose."""
+
+    http_status = 500
+
+
+class BadInput(DubError):
+    """A parameter or option the user gave is not acceptable."""
+
+    http_status = 422
+
+
+class BadAudio(DubError):
+    """The input cannot be decoded as audio, or holds nothing to dub."""
+
+    http_status = 415
+
+
+class AudioTooLarge(DubError):
+    """The input is longer or larger than the configured limit."""
+
+    http_status = 413
+
+
+class UnsupportedLanguage(BadInput):
+    """A source or target language the selected models cannot handle."""
+
+    def __init__(self, language: str, supported: list[str] | tuple[str, ...], what: str = "target"):
+        self.language = language
+        self.supported = tuple(sorted(supported))
+        super().__init__(
+            f"unsupported {what} language {language!r}; supported: {', '.join(self.supported) or '(none)'}"
+        )
+
+
+class ModelNotFound(DubError):
+    """A model of the selected profile is not on this machine."""
+
+    http_status = 503
+
+    def __init__(self, model: str, profile: str, fix: str, tried: list[str] | tuple[str, ...] = ()):
+        self.model = model
+        self.profile = profile
+        self.fix = fix
+        self.tried = tuple(tried)
+        looked = f" (looked in: {'; '.join(self.tried)})" if self.tried else ""
+        super().__init__(f"model {model!r} of profile {profile!r} not found{looked}. To fix: {fix}")
+
+
+class JobNotFound(DubError):
+    """No job with this id (or it was deleted)."""
+
+    http_status = 404
+
+
+class OutputNotWritable(DubError):
+    """The output directory cannot be created or written."""
+
+    http_status = 500
+
+
+class QueueFull(DubError):
+    """Too much work is queued; try again later."""
+
+    http_status = 503

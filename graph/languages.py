@@ -1,0 +1,66 @@
+"""Language codes: dubgraph's user-facing codes and what each model library calls them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import UnsupportedLanguage
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str  # dubgraph's code (BCP-47-like, lower case): "pt-br", "es"
+    name: str
+    nllb: str  # NLLB-200 / flores code
+    chatterbox: str | None  # ChatterBox multilingual language_id, None when it cannot speak it
+    espeak: str  # espeak-ng voice
+    whisper: str  # whisper language code (source side)
+
+
+LANGUAGES: dict[str, Language] = {
+    lang.code: lang
+    for lang in (
+        Language("en", "English", "eng_Latn", "en", "en-us", "en"),
+        Language("pt-br", "Portuguese (Brazil)", "por_Latn", "pt", "pt-br", "pt"),
+        Language("pt", "Portuguese", "por_Latn", "pt", "pt", "pt"),
+        Language("es", "Spanish", "spa_Latn", "es", "es", "es"),
+        Language("fr", "French", "fra_Latn", "fr", "fr", "fr"),
+        Language("de", "German", "deu_Latn", "de", "de", "de"),
+        Language("it", "Italian", "ita_Latn", "it", "it", "it"),
+        Language("nl", "Dutch", "nld_Latn", "nl", "nl", "nl"),
+        Language("pl", "Polish", "pol_Latn", "pl", "pl", "pl"),
+        Language("ru", "Russian", "rus_Cyrl", "ru", "ru", "ru"),
+        Language("tr", "Turkish", "tur_Latn", "tr", "tr", "tr"),
+        Language("ja", "Japanese", "jpn_Jpan", "ja", "ja", "ja"),
+        Language("ko", "Korean", "kor_Hang", "ko", "ko", "ko"),
+        Language("zh", "Chinese", "zho_Hans", "zh", "cmn", "zh"),
+        Language("hi", "Hindi", "hin_Deva", "hi", "hi", "hi"),
+        Language("ar", "Arabic", "arb_Arab", "ar", "ar", "ar"),
+        Language("sv", "Swedish", "swe_Latn", "sv", "sv", "sv"),
+        Language("da", "Danish", "dan_Latn", "da", "da", "da"),
+        Language("fi", "Finnish", "fin_Latn", "fi", "fi", "fi"),
+        Language("el", "Greek", "ell_Grek", "el", "el", "el"),
+        Language("he", "Hebrew", "heb_Hebr", "he", "he", "he"),
+        Language("no", "Norwegian", "nob_Latn", "no", "nb", "no"),
+        Language("ms", "Malay", "zsm_Latn", "ms", "ms", "ms"),
+        Language("sw", "Swahili", "swh_Latn", "sw", "sw", "sw"),
+    )
+}
+
+
+def language(code: str, supported: tuple[str, ...] | None = None, what: str = "target") -> Language:
+    """Look a code up (case-insensitive, '_' or '-'), checking it against ``supported`` when given."""
+    key = code.strip().lower().replace("_", "-")
+    allowed = tuple(LANGUAGES) if supported is None else supported
+    if key not in LANGUAGES or key not in allowed:
+        raise UnsupportedLanguage(code, allowed, what)
+    return LANGUAGES[key]
+
+
+def parse_targets(text: str | list[str] | tuple[str, ...], supported: tuple[str, ...]) -> tuple[str, ...]:
+    """'pt-br, es' -> ('pt-br', 'es'), each checked, duplicates dropped, order kept."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    codes = [language(item, supported).code for item in items if item.strip()]
+    if not codes:
+        raise UnsupportedLanguage("", supported)
+    return tuple(dict.fromkeys(codes))

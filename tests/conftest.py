@@ -1,0 +1,41 @@
+"""Session-wide fixtures. Fixture modules live in tests/fixtures and are registered here as plugins."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+pytest_plugins = [
+    "tests.fixtures.audio",
+    "tests.fixtures.tiny_chatterbox",
+    "tests.fixtures.tiny_marian",
+    "tests.fixtures.tiny_pyannote",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One embedded Ray for the whole session (2 CPUs, token auth on, no dashboard)."""
+    import ray
+
+    from graph.local_ray import init_ray
+
+    init_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()
