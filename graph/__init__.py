@@ -1,0 +1,26 @@
+"""dubgraph's dataflow: pure timeline logic and the orchestration that drives the model actors.
+
+Public surface: the options, the result records and ``dub_file`` (one file, local or cluster Ray).
+Actors are imported by full path (``actors.tts``...), never as a side effect of this package.
+"""
+
+from .errors import DubError
+from .options import AsrOptions, DiarizeOptions, DubOptions, TimingOptions, TranslateOptions, TtsOptions
+from .pipeline import DubResult
+from .runner import dub_file
+from .types import LanguageOutput, PlacedLine, Utterance
+
+__all__ = [
+    "AsrOptions",
+    "DiarizeOptions",
+    "DubError",
+    "DubOptions",
+    "DubResult",
+    "LanguageOutput",
+    "PlacedLine",
+    "TimingOptions",
+    "TranslateOptions",
+    "TtsOptions",
+    "Utterance",
+    "dub_file",
+]

@@ -1,8 +1,360 @@
 """Audio at the edge: decode anything ffmpeg reads into mono float32, resample, write.
 
-Every stage after this one receives numpy arrays, never paths or file-like objects.
+Every stage after this one receives numpy arrays, never paths or file-like objects. ffmpeg/ffprobe do the
+decoding (one code path for every container, downmix and resampling included); each failure becomes a
+``BadAudio`` or ``AudioTooLarge`` whose message says what to do, never a raw subprocess error.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+import os
+import struct
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AudioTooLarge, BadAudio, DubError, OutputNotWritable
+from .types import Clip
+
+log = logging.getLogger(__name__)
+
 SAMPLE_RATE = 16_000  # analysis rate: ASR, diarization, reference selection
+
+F32_BYTES = 4  # ffmpeg writes raw little-endian float32 ("f32le") to its stdout
+READ_CHUNK_BYTES = SAMPLE_RATE * F32_BYTES * 10  # at most ~10 s of analysis-rate audio per read
+UNKNOWN_DURATION_CHUNK_S = 60.0  # first buffer when the container does not say how long it is; grows 1.5x
+MARGIN_S = 1.0  # extra room past the declared duration (codec padding), so the buffer is rarely regrown
+
+# Decoded audio shorter than the declared duration by more than this is a cut-off file, not codec padding.
+TRUNCATION_TOLERANCE_S = 0.5
+TRUNCATION_TOLERANCE_FRACTION = 0.02  # bitrate-estimated durations (CBR mp3, ADTS aac) are a little off
+
+AMPLITUDE_EPS = 1e-10  # floor of db(): 20*log10(1e-10) = -200 dBFS stands for digital silence
+SILENCE_DB = -60.0  # below this (frame RMS, dBFS) nothing audible is there
+SILENCE_FRAME_S = 0.05  # frame length for is_silent: short enough that one spoken word is loud
+
+PROBE_TIMEOUT_S = 60.0  # ffprobe reads headers only; a hang means a broken file or filesystem
+
+WriteFormat = Literal["wav", "flac"]
+WRITE_FORMATS: tuple[str, ...] = ("wav", "flac")
+# 16-bit PCM for both: every player and editor opens it, and the dub (TTS output, 16 kHz-24 kHz models)
+# has far less than 16 bits of real dynamic range, so float would double the size for nothing.
+WRITE_SUBTYPE = "PCM_16"
+
+INPUT_FORMATS_HINT = "wav, flac, mp3, m4a/aac, ogg/opus, or the sound track of an mp4/mkv/webm video"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What ffprobe says about the first audio stream of a file (nothing is decoded)."""
+
+    duration_s: float | None  # None when the container does not say (rare: raw streams)
+    sr: int
+    channels: int
+    codec: str  # e.g. "pcm_s16le", "mp3", "aac", "opus"
+    format: str  # container, e.g. "wav", "mp3", "mov,mp4,m4a,3gp,3g2,mj2"
+    declared_s: float | None = None  # duration the stream itself declares; None if only the container knows
+
+
+def probe(path: str | Path) -> AudioInfo:
+    """Describe the first audio stream of ``path``; BadAudio for anything that is not usable audio."""
+    path = Path(path)
+    _check_file(path)
+    data = _ffprobe(path)
+    streams = data.get("streams") or []
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if audio is None:
+        kinds = ", ".join(sorted({str(s.get("codec_type")) for s in streams})) or "none"
+        raise BadAudio(
+            f"{path} has no audio stream (streams found: {kinds}). Send a file with a sound track; "
+            "if it is a video, check that audio was included when it was exported."
+        )
+    fmt = data.get("format") or {}
+    stream_duration = _float(audio.get("duration"))
+    duration = stream_duration if stream_duration is not None else _float(fmt.get("duration"))
+    declared = _wav_declared_s(path) if fmt.get("format_name") == "wav" else stream_duration
+    sr = int(_float(audio.get("sample_rate")) or 0)
+    channels = int(audio.get("channels") or 0)
+    if sr <= 0 or channels <= 0:
+        raise BadAudio(
+            f"{path}: its audio stream has no usable sample rate/channel count (sr={sr}, channels={channels}); "
+            "the file is probably corrupt. Re-export it, e.g. `ffmpeg -i INPUT out.wav`."
+        )
+    return AudioInfo(
+        duration_s=duration,
+        sr=sr,
+        channels=channels,
+        codec=str(audio.get("codec_name") or "unknown"),
+        format=str(fmt.get("format_name") or "unknown"),
+        declared_s=declared,
+    )
+
+
+def decode(source: str | Path | bytes, sr: int | None = SAMPLE_RATE, max_duration_s: float | None = None) -> Clip:
+    """Decode the first audio stream to mono float32 at ``sr`` (None keeps the source rate).
+
+    ``bytes`` are written to a temporary file first: MP4/M4A often keep their index at the end, so
+    ffmpeg needs a seekable input. Silence decodes normally; see ``is_silent``.
+    """
+    if sr is not None and (not isinstance(sr, int) or sr <= 0):
+        raise ValueError(f"sr must be a positive int or None, got {sr!r}")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _decode_bytes(bytes(source), sr, max_duration_s)
+    path = Path(source)
+    info = probe(path)
+    out_sr = sr or info.sr
+    if max_duration_s is not None and info.duration_s is not None and info.duration_s > max_duration_s:
+        raise _too_large(path, info.duration_s, max_duration_s)
+    samples = _run_ffmpeg(path, info, out_sr, max_duration_s)
+    if samples.size == 0:
+        raise BadAudio(
+            f"{path}: ffmpeg found a {info.codec} audio stream but could not decode any samples from it; "
+            f"the file is probably corrupt. Re-export it, e.g. `ffmpeg -i INPUT out.wav`."
+        )
+    decoded_s = samples.size / out_sr
+    if info.declared_s is not None and info.declared_s - decoded_s > max(
+        TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * info.declared_s
+    ):
+        raise BadAudio(
+            f"{path} looks truncated: it declares {info.declared_s:.2f} s of audio but only {decoded_s:.2f} s "
+            "could be decoded. Upload or copy the complete file again; to use just the part that is there, "
+            "rewrite it first: `ffmpeg -i INPUT fixed.wav`."
+        )
+    log.debug("decoded %s: %s/%s %d ch -> %.2f s at %d Hz", path, info.format, info.codec, info.channels,
+              decoded_s, out_sr)
+    return Clip(samples=samples, sr=out_sr)
+
+
+def is_silent(clip: Clip, threshold_db: float = SILENCE_DB) -> bool:
+    """True when no SILENCE_FRAME_S frame of the clip reaches ``threshold_db`` RMS (dBFS)."""
+    x = np.asarray(clip.samples, dtype=np.float32)
+    if x.size == 0 or db(float(np.max(np.abs(x)))) < threshold_db:  # RMS never exceeds the peak
+        return True
+    frame = max(1, int(round(SILENCE_FRAME_S * clip.sr)))
+    whole = x.size // frame * frame
+    frames = x[:whole].reshape(-1, frame)
+    energies = np.einsum("ij,ij->i", frames, frames) / frame  # no squared copy of a long clip
+    loudest = float(energies.max()) if energies.size else 0.0
+    if whole < x.size:
+        tail = x[whole:]
+        loudest = max(loudest, float(np.dot(tail, tail)) / tail.size)
+    return db(math.sqrt(loudest)) < threshold_db
+
+
+def db(amplitude: float | np.ndarray) -> float | np.ndarray:
+    """Amplitude (1.0 = full scale) to dBFS, floored at 20*log10(AMPLITUDE_EPS)."""
+    value = 20.0 * np.log10(np.maximum(np.abs(amplitude), AMPLITUDE_EPS))
+    return float(value) if np.ndim(value) == 0 else value
+
+
+def rms_db(samples: np.ndarray) -> float:
+    """RMS level of a whole signal in dBFS (a full-scale sine is about -3 dB); empty is the floor."""
+    x = np.asarray(samples, dtype=np.float32).ravel()
+    if x.size == 0:
+        return float(db(0.0))
+    return float(db(math.sqrt(float(np.dot(x, x)) / x.size)))
+
+
+def resample(samples: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Band-limited resampling of a mono signal (soxr, high quality); float32 out."""
+    x = np.ascontiguousarray(samples, dtype=np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"resample expects mono samples of shape (n,), got {x.shape}")
+    if sr_from <= 0 or sr_to <= 0:
+        raise ValueError(f"sample rates must be positive, got {sr_from} -> {sr_to}")
+    if sr_from == sr_to or x.size == 0:
+        return x
+    import soxr  # lazy: keeps `import graph.audio` light
+
+    return np.ascontiguousarray(soxr.resample(x, sr_from, sr_to, quality="HQ"), dtype=np.float32)
+
+
+def write_audio(path: str | Path, samples: np.ndarray, sr: int, format: WriteFormat | None = None) -> Path:
+    """Write mono 16-bit WAV or FLAC atomically: a temp file beside ``path``, then ``os.replace``.
+
+    Readers never see a half-written file. ``format`` defaults to the file's suffix. Samples outside
+    [-1, 1] are clipped (with a warning) rather than wrapped around by the integer conversion.
+    """
+    path = Path(path)
+    fmt = (format or path.suffix.lstrip(".")).lower()
+    if fmt not in WRITE_FORMATS:
+        raise ValueError(f"cannot write {fmt!r} audio to {path}; choose one of {', '.join(WRITE_FORMATS)}")
+    x = np.asarray(samples, dtype=np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"write_audio expects mono samples of shape (n,), got {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"refusing to write {path}: samples contain NaN or infinity")
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak > 1.0:
+        log.warning("%s: peak %.2f dBFS is over full scale; clipping", path, db(peak))
+        x = np.clip(x, -1.0, 1.0)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "xb") as f:  # plain open: the final file gets the usual umask permissions
+            sf.write(f, x, sr, subtype=WRITE_SUBTYPE, format=fmt.upper())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputNotWritable(f"cannot write {path}: {exc.strerror or exc}. Check the directory exists "
+                                "and is writable, and that the disk is not full.") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise BadAudio(f"audio file not found: {path} (working directory {Path.cwd()}). Check the path.")
+    if not path.is_file():
+        raise BadAudio(f"{path} is not a file (a directory?); give the path of an audio or video file.")
+    if path.stat().st_size == 0:
+        raise BadAudio(f"{path} is empty (0 bytes); the upload or copy probably failed. Send the file again.")
+
+
+def _ffprobe(path: Path) -> dict:
+    cmd = [
+        "ffprobe", "-v", "error", "-of", "json",
+        "-show_entries", "format=duration,format_name:stream=codec_type,codec_name,sample_rate,channels,duration",
+        "--", str(path),
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
+    except FileNotFoundError:
+        raise _no_ffmpeg("ffprobe") from None
+    except subprocess.TimeoutExpired:
+        raise BadAudio(f"{path}: ffprobe did not finish reading its headers in {PROBE_TIMEOUT_S:.0f} s; "
+                       "the file is probably corrupt or on a stalled filesystem.") from None
+    detail = _last_error(proc.stderr, path)
+    if proc.returncode != 0:
+        if "moov atom not found" in detail:
+            raise BadAudio(f"{path} is an incomplete MP4/M4A (its index is missing: {detail}); the file was cut "
+                           "off while uploading or exporting. Send the complete file again.")
+        raise BadAudio(f"{path} is not audio ffmpeg can read ({detail or 'unrecognized data'}). Send a common "
+                       f"audio or video file ({INPUT_FORMATS_HINT}); if it is one, it is corrupt: re-export it.")
+    try:
+        return json.loads(proc.stdout or b"{}")
+    except json.JSONDecodeError:
+        raise BadAudio(f"{path}: ffprobe returned unreadable output; the file is probably corrupt.") from None
+
+
+def _run_ffmpeg(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float | None) -> np.ndarray:
+    """Stream ffmpeg's raw float32 output straight into one preallocated array (grown only if needed)."""
+    cmd = [
+        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-i", str(path),
+        "-map", "0:a:0", "-ac", "1", "-ar", str(out_sr),
+        "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
+    ]  # fmt: skip
+    limit = None if max_duration_s is None else int(math.ceil(max_duration_s * out_sr))
+    expected_s = info.duration_s + MARGIN_S if info.duration_s is not None else UNKNOWN_DURATION_CHUNK_S
+    capacity = max(int(expected_s * out_sr), 1)
+    if limit is not None:
+        capacity = min(capacity, limit + int(MARGIN_S * out_sr))
+    buf = np.empty(capacity, dtype=np.float32)
+    filled = 0  # bytes
+    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a flood of decoder errors cannot block
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
+        except FileNotFoundError:
+            raise _no_ffmpeg("ffmpeg") from None
+        try:
+            while True:
+                if filled == buf.nbytes:
+                    grown = np.empty(int(buf.size * 1.5) + out_sr, dtype=np.float32)
+                    grown[: buf.size] = buf
+                    buf = grown
+                view = memoryview(buf).cast("B")[filled : filled + READ_CHUNK_BYTES]
+                n = proc.stdout.readinto(view)
+                if not n:
+                    break
+                filled += n
+                if limit is not None and filled // F32_BYTES > limit + MARGIN_S * out_sr:
+                    raise _too_large(path, None, max_duration_s)
+            returncode = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            proc.stdout.close()
+        if returncode != 0:
+            stderr.seek(0)
+            detail = _last_error(stderr.read(), path)
+            raise BadAudio(f"ffmpeg could not decode {path} ({info.format}/{info.codec}): {detail or 'unknown error'}."
+                           " Re-export the audio, e.g. `ffmpeg -i INPUT out.wav`, and try again.")
+    samples = buf[: filled // F32_BYTES]
+    return samples.copy() if samples.size < 0.9 * buf.size else samples  # don't pin a mostly empty buffer
+
+
+def _decode_bytes(data: bytes, sr: int | None, max_duration_s: float | None) -> Clip:
+    if not data:
+        raise BadAudio("the uploaded audio is empty (0 bytes); the upload probably failed. Send the file again.")
+    with tempfile.TemporaryDirectory(prefix="dubgraph-audio-") as tmp:
+        path = Path(tmp) / "input"
+        path.write_bytes(data)
+        try:
+            return decode(path, sr=sr, max_duration_s=max_duration_s)
+        except (BadAudio, AudioTooLarge) as exc:
+            raise type(exc)(str(exc).replace(str(path), "the uploaded audio")) from None
+
+
+def _wav_declared_s(path: Path) -> float | None:
+    """Duration a RIFF/WAVE header declares, or None when it does not say (streamed WAVs write 0 or ~0)."""
+    with open(path, "rb") as f:
+        if f.read(12)[8:12] != b"WAVE":
+            return None
+        byte_rate = None
+        while len(header := f.read(8)) == 8:
+            chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
+            if chunk == b"fmt ":
+                fmt = f.read(size + size % 2)
+                byte_rate = struct.unpack("<I", fmt[8:12])[0] if len(fmt) >= 12 else None
+            elif chunk == b"data":
+                if not byte_rate or size in (0, 0xFFFFFFFF) or size >= 0xFFFFF000:
+                    return None
+                return size / byte_rate
+            else:
+                f.seek(size + size % 2, os.SEEK_CUR)
+    return None
+
+
+def _float(value: object) -> float | None:
+    try:
+        result = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return result if math.isfinite(result) else None
+
+
+def _last_error(stderr: bytes, path: Path) -> str:
+    """The last line ffmpeg/ffprobe logged, without the input path it prefixes."""
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    return lines[-1].removeprefix(f"{path}: ").removeprefix(f"{path.name}: ")
+
+
+def _too_large(path: Path, duration_s: float | None, limit_s: float) -> AudioTooLarge:
+    length = f"is {_hms(duration_s)} long" if duration_s is not None else "runs past the limit"
+    return AudioTooLarge(
+        f"{path} {length}; the limit is {_hms(limit_s)} (max_duration_s={limit_s:g}). "
+        "Cut it into shorter parts, or raise max_duration_s."
+    )
+
+
+def _hms(seconds: float) -> str:
+    total = int(round(seconds))
+    return f"{total // 3600}:{total // 60 % 60:02d}:{total % 60:02d}"
+
+
+def _no_ffmpeg(tool: str) -> DubError:
+    return DubError(f"{tool} is not installed or not on PATH; install ffmpeg (e.g. `apt-get install ffmpeg`).")

@@ -1,0 +1,94 @@
+"""Stage handles: one async interface over Ray actor pools, Ray Serve deployment handles and plain objects.
+
+The pipeline only ever does ``await stage.call("method", *args)`` (a concrete result) or
+``await stage.call_ref("method", *args)`` (the result left where the backend keeps it: an ObjectRef for Ray, so a
+value such as a speaker's conditionals is stored once and read by every line that needs it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Stage(Protocol):
+    parallelism: int  # how many calls it makes sense to keep in flight
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any: ...
+
+    async def call_ref(self, method: str, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class LocalStage:
+    """An in-process object; calls run in threads (the actors are thread-safe where they claim to be)."""
+
+    def __init__(self, obj: Any, parallelism: int = 1):
+        self.obj = obj
+        self.parallelism = parallelism
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(getattr(self.obj, method), *args, **kwargs)
+
+    call_ref = call
+
+
+class ActorPool:
+    """Plain Ray actors of one class; each call goes to the least busy live actor.
+
+    A call whose actor died is retried once on another actor, and the dead one is dropped from the pool.
+    """
+
+    def __init__(self, handles: Sequence[Any], per_actor: int = 1):
+        if not handles:
+            raise ValueError("an actor pool needs at least one actor")
+        self.handles = list(handles)
+        self.busy = {id(h): 0 for h in self.handles}
+        self.parallelism = len(self.handles) * per_actor
+        self._order = itertools.count()
+
+    def _pick(self) -> Any:
+        return min(self.handles, key=lambda h: (self.busy[id(h)], next(self._order)))
+
+    async def _submit(self, method: str, args: tuple, kwargs: dict, fetch: bool) -> Any:
+        from ray.exceptions import ActorDiedError, ActorUnavailableError
+
+        for attempt in (1, 2):
+            handle = self._pick()
+            self.busy[id(handle)] += 1
+            try:
+                ref = getattr(handle, method).remote(*args, **kwargs)
+                value = await ref
+                return value if fetch else ref
+            except (ActorDiedError, ActorUnavailableError) as exc:
+                if attempt == 2 or len(self.handles) == 1:
+                    raise
+                log.warning("%s failed on a dead actor (%s): retrying on another", method, type(exc).__name__)
+                self.handles.remove(handle)
+            finally:
+                self.busy[id(handle)] -= 1
+        raise AssertionError("unreachable")
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._submit(method, args, kwargs, fetch=True)
+
+    async def call_ref(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._submit(method, args, kwargs, fetch=False)
+
+
+class ServeStage:
+    """A Ray Serve deployment handle; Serve routes to replicas and applies its own backpressure."""
+
+    def __init__(self, handle: Any, parallelism: int = 8):
+        self.handle = handle
+        self.parallelism = parallelism
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await getattr(self.handle, method).remote(*args, **kwargs)
+
+    async def call_ref(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await getattr(self.handle, method).remote(*args, **kwargs)._to_object_ref()
