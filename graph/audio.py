@@ -7,6 +7,7 @@ decoding (one code path for every container, downmix and resampling included); e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -204,13 +205,18 @@ def write_audio(path: str | Path, samples: np.ndarray, sr: int, format: WriteFor
             sf.write(f, x, sr, subtype=WRITE_SUBTYPE, format=fmt.upper())
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise OutputNotWritable(f"cannot write {path}: {exc.strerror or exc}. Check the directory exists "
                                 "and is writable, and that the disk is not full.") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
     return path
+
+
+def _discard(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def _check_file(path: Path) -> None:
@@ -226,7 +232,7 @@ def _ffprobe(path: Path) -> dict:
     cmd = [
         "ffprobe", "-v", "error", "-of", "json",
         "-show_entries", "format=duration,format_name:stream=codec_type,codec_name,sample_rate,channels,duration",
-        "--", str(path),
+        _url(path),
     ]  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
@@ -251,7 +257,7 @@ def _ffprobe(path: Path) -> dict:
 def _run_ffmpeg(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float | None) -> np.ndarray:
     """Stream ffmpeg's raw float32 output straight into one preallocated array (grown only if needed)."""
     cmd = [
-        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-i", str(path),
+        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-i", _url(path),
         "-map", "0:a:0", "-ac", "1", "-ar", str(out_sr),
         "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
     ]  # fmt: skip
@@ -340,7 +346,12 @@ def _last_error(stderr: bytes, path: Path) -> str:
     lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     if not lines:
         return ""
-    return lines[-1].removeprefix(f"{path}: ").removeprefix(f"{path.name}: ")
+    return lines[-1].removeprefix(f"{_url(path)}: ")
+
+
+def _url(path: Path) -> str:
+    """An explicit file: URL, so a local name like "concat:a|b" or "-x.wav" is never read as a protocol/option."""
+    return f"file:{path.absolute()}"
 
 
 def _too_large(path: Path, duration_s: float | None, limit_s: float) -> AudioTooLarge:

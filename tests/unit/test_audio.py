@@ -191,7 +191,7 @@ def test_resample_keeps_pitch_and_length():
     spectrum = np.abs(np.fft.rfft(out))
     assert np.argmax(spectrum) * sr_to / len(out) == pytest.approx(440, abs=1)
     assert rms_db(out) == pytest.approx(rms_db(tone), abs=0.1)
-    assert resample(tone, sr_from, sr_from) is not None and len(resample(tone, sr_from, sr_from)) == len(tone)
+    np.testing.assert_array_equal(resample(tone, sr_from, sr_from), tone)
     with pytest.raises(ValueError):
         resample(np.zeros((2, 10), np.float32), sr_from, sr_to)
 
