@@ -1,0 +1,45 @@
+"""The full profile's code path end to end on tiny randomly initialised real architectures (ChatterBox, Marian,
+pyannote) and faster-whisper: output audio is noise, but structure, counts, timing and speakers are real."""
+
+import json
+
+import pytest
+import soundfile as sf
+
+from actors.models import OFFLINE, Profile
+from graph.options import DiarizeOptions, DubOptions
+from graph.runner import Replicas, dub_file
+
+TARGETS = ("pt-br", "es", "fr")
+
+
+@pytest.fixture(scope="session")
+def tiny_profile(tiny_chatterbox_spec, tiny_marian_spec, tiny_pyannote_spec) -> Profile:
+    return Profile(
+        name="tiny",
+        description="tiny random-weight instances of the full profile's architectures (tests only)",
+        models=(OFFLINE.model("asr"), tiny_pyannote_spec, tiny_marian_spec, tiny_chatterbox_spec),
+        sources=("en",),
+        targets=TARGETS,
+    )
+
+
+@pytest.mark.slow
+def test_three_languages_structure_timing_and_speakers(tiny_profile, dialogue, ray_local, tmp_path):
+    options = DubOptions(targets=TARGETS, profile="tiny", diarize=DiarizeOptions(num_speakers=2))
+    result = dub_file(dialogue.path, tmp_path / "out", options, tiny_profile, replicas=Replicas(synthesizer=2))
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["models"]["synthesizer"] == "tiny random ChatterBox"
+    utterances = {u["id"]: u for u in manifest["utterances"]}
+    assert utterances and set(manifest["languages"]) == set(TARGETS)
+    for lang in TARGETS:
+        lines = manifest["languages"][lang]["lines"]
+        assert sorted(line["utterance_id"] for line in lines) == sorted(utterances)
+        for line in lines:
+            source = utterances[line["utterance_id"]]
+            assert line["speaker"] == source["speaker"] and abs(line["start_s"] - source["start_s"]) <= 0.02
+            assert "synthesis_failed" not in line["flags"]
+        info = sf.info(tmp_path / "out" / f"{lang}.wav")
+        assert info.samplerate == 24000 and abs(info.frames / 24000 - dialogue.duration_s) < 1e-3
+    assert set(result.speakers) == {u["speaker"] for u in utterances.values()}
+    assert result.stage_s["voices"] > 0 and all(f"synthesize:{lang}" in result.stage_s for lang in TARGETS)
