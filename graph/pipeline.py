@@ -148,7 +148,8 @@ async def dub(
 
         async def line(u: Utterance):
             nonlocal done
-            placed = await voicer.voice(u, translations[u.id], conds[u.speaker], windows[u.id])
+            voice = conds[u.speaker]
+            placed = await voicer.voice(u, translations[u.id], (voice.key, voice.ref), windows[u.id])
             done += 1
             emit(f"synthesize:{lang}", done, total)
             return placed
@@ -183,6 +184,7 @@ async def dub(
             "models": job.models,
             "options": to_dict(opts),
             "stage_s": clock.stage_s,
+            "voices": {speaker: voice.to_json() for speaker, voice in conds.items()},
             "utterances": [u.to_json() for u in utterances],
         },
         outputs,
@@ -211,34 +213,52 @@ async def _analyse(job, stages, wave, store, clock, emit) -> tuple[Transcript, l
     )
 
 
-async def _conditionals(job, stages, source: Clip, utterances, turns, store, shared, emit) -> dict[str, Any]:
-    """Per speaker: (key, ref) of conditionals computed once from a picked reference, cached by content hash."""
+@dataclass(frozen=True)
+class Voice:
+    """One speaker's voice as used by a job: its reference and whether this job computed its conditionals."""
+
+    key: str  # conditionals cache key (reference content hash + synthesizer model)
+    ref: Any  # the conditionals: an object-store reference under Ray
+    reference_s: float
+    computed: bool  # False when reused from another job or a checkpoint
+    flags: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "reference_s": round(self.reference_s, 3), "computed": self.computed,
+                "flags": list(self.flags)}
+
+
+async def _conditionals(job, stages, source: Clip, utterances, turns, store, shared, emit) -> dict[str, Voice]:
+    """Per speaker: conditionals computed once from a picked reference, cached by content hash (also across
+    jobs through ``shared``), kept as one reference that every line of that speaker in every language reads."""
     shared = {} if shared is None else shared
     speakers = sorted({u.speaker for u in utterances})
     tts = job.options.tts
 
-    async def one(speaker: str) -> tuple[str, Any]:
+    async def one(speaker: str) -> Voice:
         ref: Reference = pick_reference(source, speaker, utterances, turns, tts.reference_min_s, tts.reference_max_s)
         if ref.flags:
             log.warning("[%s] reference for %s: %s", job.job_id, speaker, ", ".join(ref.flags))
         key = "conds-" + key_of(ref.key, job.models.get("synthesizer"))
+        computed = False
         if key not in shared:
             cached = store.get(key)
             if cached is not None:
                 shared[key] = stages.put(cached)
             else:
                 shared[key] = asyncio.ensure_future(_prepare(stages, ref, store, key))
+                computed = True
         value = shared[key]
         if asyncio.isfuture(value):
             value = await value
             shared[key] = value
-        return speaker, (key, value)
+        return Voice(key, value, ref.clip.duration_s, computed, ref.flags)
 
-    result = {}
-    for done, (speaker, value) in enumerate(await asyncio.gather(*(one(s) for s in speakers)), start=1):
-        result[speaker] = value
+    voices = {}
+    for done, voice in enumerate(await asyncio.gather(*(one(s) for s in speakers)), start=1):
+        voices[speakers[done - 1]] = voice
         emit("voices", done, len(speakers))
-    return result
+    return voices
 
 
 async def _prepare(stages: Stages, ref: Reference, store: Checkpoint, key: str) -> Any:

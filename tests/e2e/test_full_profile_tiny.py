@@ -41,5 +41,7 @@ def test_three_languages_structure_timing_and_speakers(tiny_profile, dialogue, r
             assert "synthesis_failed" not in line["flags"]
         info = sf.info(tmp_path / "out" / f"{lang}.wav")
         assert info.samplerate == 24000 and abs(info.frames / 24000 - dialogue.duration_s) < 1e-3
-    assert set(result.speakers) == {u["speaker"] for u in utterances.values()}
+    assert set(result.speakers) == {u["speaker"] for u in utterances.values()} == set(manifest["voices"])
+    # conditionals computed once per speaker although three languages were voiced
+    assert [v["computed"] for v in manifest["voices"].values()] == [True] * len(result.speakers)
     assert result.stage_s["voices"] > 0 and all(f"synthesize:{lang}" in result.stage_s for lang in TARGETS)
