@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import math
+import operator
 import os
 import struct
 import subprocess
@@ -63,7 +64,9 @@ class AudioInfo:
     channels: int
     codec: str  # e.g. "pcm_s16le", "mp3", "aac", "opus"
     format: str  # container, e.g. "wav", "mp3", "mov,mp4,m4a,3gp,3g2,mj2"
-    declared_s: float | None = None  # duration the stream itself declares; None if only the container knows
+    # What the stream itself declares (WAV data-chunk size, FLAC total samples, mp3 Info tag, mp4 track...):
+    # decode() calls a file truncated when it yields less. None when only the container knows.
+    declared_s: float | None = None
 
 
 def probe(path: str | Path) -> AudioInfo:
@@ -106,8 +109,9 @@ def decode(source: str | Path | bytes, sr: int | None = SAMPLE_RATE, max_duratio
     ``bytes`` are written to a temporary file first: MP4/M4A often keep their index at the end, so
     ffmpeg needs a seekable input. Silence decodes normally; see ``is_silent``.
     """
-    if sr is not None and (not isinstance(sr, int) or sr <= 0):
+    if sr is not None and (isinstance(sr, bool) or operator.index(sr) <= 0):
         raise ValueError(f"sr must be a positive int or None, got {sr!r}")
+    sr = None if sr is None else operator.index(sr)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _decode_bytes(bytes(source), sr, max_duration_s)
     path = Path(source)
@@ -119,7 +123,7 @@ def decode(source: str | Path | bytes, sr: int | None = SAMPLE_RATE, max_duratio
     if samples.size == 0:
         raise BadAudio(
             f"{path}: ffmpeg found a {info.codec} audio stream but could not decode any samples from it; "
-            f"the file is probably corrupt. Re-export it, e.g. `ffmpeg -i INPUT out.wav`."
+            "the file is probably corrupt. Re-export it, e.g. `ffmpeg -i INPUT out.wav`."
         )
     decoded_s = samples.size / out_sr
     if info.declared_s is not None and info.declared_s - decoded_s > max(
@@ -130,8 +134,9 @@ def decode(source: str | Path | bytes, sr: int | None = SAMPLE_RATE, max_duratio
             "could be decoded. Upload or copy the complete file again; to use just the part that is there, "
             "rewrite it first: `ffmpeg -i INPUT fixed.wav`."
         )
-    log.debug("decoded %s: %s/%s %d ch -> %.2f s at %d Hz", path, info.format, info.codec, info.channels,
-              decoded_s, out_sr)
+    log.debug(
+        "decoded %s: %s/%s %d ch -> %.2f s at %d Hz", path, info.format, info.codec, info.channels, decoded_s, out_sr
+    )
     return Clip(samples=samples, sr=out_sr)
 
 
@@ -206,8 +211,10 @@ def write_audio(path: str | Path, samples: np.ndarray, sr: int, format: WriteFor
         os.replace(tmp, path)
     except OSError as exc:
         _discard(tmp)
-        raise OutputNotWritable(f"cannot write {path}: {exc.strerror or exc}. Check the directory exists "
-                                "and is writable, and that the disk is not full.") from None
+        raise OutputNotWritable(
+            f"cannot write {path}: {exc.strerror or exc}. Check the directory exists "
+            "and is writable, and that the disk is not full."
+        ) from None
     except BaseException:
         _discard(tmp)
         raise
@@ -239,15 +246,21 @@ def _ffprobe(path: Path) -> dict:
     except FileNotFoundError:
         raise _no_ffmpeg("ffprobe") from None
     except subprocess.TimeoutExpired:
-        raise BadAudio(f"{path}: ffprobe did not finish reading its headers in {PROBE_TIMEOUT_S:.0f} s; "
-                       "the file is probably corrupt or on a stalled filesystem.") from None
+        raise BadAudio(
+            f"{path}: ffprobe did not finish reading its headers in {PROBE_TIMEOUT_S:.0f} s; "
+            "the file is probably corrupt or on a stalled filesystem."
+        ) from None
     detail = _last_error(proc.stderr, path)
     if proc.returncode != 0:
         if "moov atom not found" in detail:
-            raise BadAudio(f"{path} is an incomplete MP4/M4A (its index is missing: {detail}); the file was cut "
-                           "off while uploading or exporting. Send the complete file again.")
-        raise BadAudio(f"{path} is not audio ffmpeg can read ({detail or 'unrecognized data'}). Send a common "
-                       f"audio or video file ({INPUT_FORMATS_HINT}); if it is one, it is corrupt: re-export it.")
+            raise BadAudio(
+                f"{path} is an incomplete MP4/M4A (its index is missing: {detail}); the file was cut "
+                "off while uploading or exporting. Send the complete file again."
+            )
+        raise BadAudio(
+            f"{path} is not audio ffmpeg can read ({detail or 'unrecognized data'}). Send a common "
+            f"audio or video file ({INPUT_FORMATS_HINT}); if it is one, it is corrupt: re-export it."
+        )
     try:
         return json.loads(proc.stdout or b"{}")
     except json.JSONDecodeError:
@@ -295,8 +308,10 @@ def _run_ffmpeg(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float 
         if returncode != 0:
             stderr.seek(0)
             detail = _last_error(stderr.read(), path)
-            raise BadAudio(f"ffmpeg could not decode {path} ({info.format}/{info.codec}): {detail or 'unknown error'}."
-                           " Re-export the audio, e.g. `ffmpeg -i INPUT out.wav`, and try again.")
+            raise BadAudio(
+                f"ffmpeg could not decode {path} ({info.format}/{info.codec}): {detail or 'unknown error'}."
+                " Re-export the audio, e.g. `ffmpeg -i INPUT out.wav`, and try again."
+            )
     samples = buf[: filled // F32_BYTES]
     return samples.copy() if samples.size < 0.9 * buf.size else samples  # don't pin a mostly empty buffer
 

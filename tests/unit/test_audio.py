@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from graph import audio
-from graph.audio import SAMPLE_RATE, decode, db, is_silent, probe, resample, rms_db, write_audio
+from graph.audio import SAMPLE_RATE, db, decode, is_silent, probe, resample, rms_db, write_audio
 from graph.errors import AudioTooLarge, BadAudio, OutputNotWritable
 from graph.types import Clip
 from tests.fixtures.audio import GOOD_VARIANTS
@@ -79,7 +79,7 @@ def test_probe_reads_headers(audio_variants, dialogue):
         ("empty", r"is empty \(0 bytes\)"),
         ("not_audio", "not audio ffmpeg can read"),
         ("video_no_audio", r"no audio stream \(streams found: video\)"),
-        ("truncated", "looks truncated: it declares 29.46 s"),
+        ("truncated", r"looks truncated: it declares \d+\.\d\d s of audio but only \d+\.\d\d s"),
         ("truncated_mp3", "looks truncated"),
     ],
 )
@@ -260,7 +260,7 @@ def test_dialogue_json_matches_where_the_speech_is(request, which):
     for line in dlg.lines:
         assert 5 <= len(line.text.split()) <= 12
         assert rms_db(x[int(line.start_s * sr) : int(line.end_s * sr)]) > -30
-    for start, end in zip(edges[::2], edges[1::2]):
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
         assert 0.4 <= end - start <= 1.2
         assert rms_db(x[int(round(start * sr)) : int(round(end * sr))]) < -90
     # onsets and offsets: the first and last sample above espeak's padding level are the JSON times
@@ -269,3 +269,10 @@ def test_dialogue_json_matches_where_the_speech_is(request, which):
         a, b = int(round(line.start_s * sr)), int(round(line.end_s * sr))
         assert loud[a] and loud[b - 1]
         assert not loud[a - 200 : a].any() and not loud[b : b + 200].any()
+
+
+@pytest.mark.parametrize("name", ["-looks-like-an-option.wav", "concat:not-a-protocol.wav", "spaces and ü.wav"])
+def test_odd_file_names_are_just_files(dialogue, tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(dialogue.path.read_bytes())
+    assert decode(path).duration_s == pytest.approx(dialogue.duration_s, abs=1e-3)
