@@ -7,7 +7,6 @@ decoding (one code path for every container, downmix and resampling included); e
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -16,7 +15,6 @@ import os
 import struct
 import subprocess
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -25,6 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from .errors import AudioTooLarge, BadAudio, DubError, OutputNotWritable
+from .files import atomic_write
 from .types import Clip
 
 log = logging.getLogger(__name__)
@@ -203,27 +202,13 @@ def write_audio(path: str | Path, samples: np.ndarray, sr: int, format: WriteFor
     if peak > 1.0:
         log.warning("%s: peak %.2f dBFS is over full scale; clipping", path, db(peak))
         x = np.clip(x, -1.0, 1.0)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "xb") as f:  # plain open: the final file gets the usual umask permissions
-            sf.write(f, x, sr, subtype=WRITE_SUBTYPE, format=fmt.upper())
-        os.replace(tmp, path)
+        return atomic_write(path, lambda f: sf.write(f, x, sr, subtype=WRITE_SUBTYPE, format=fmt.upper()))
     except OSError as exc:
-        _discard(tmp)
         raise OutputNotWritable(
             f"cannot write {path}: {exc.strerror or exc}. Check the directory exists "
             "and is writable, and that the disk is not full."
         ) from None
-    except BaseException:
-        _discard(tmp)
-        raise
-    return path
-
-
-def _discard(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
 
 
 def _check_file(path: Path) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .audio import rms_db
 from .types import Clip, Utterance
 
 MAX_GAIN_DB = 20.0
@@ -23,12 +24,6 @@ class Placement:
     speaker: str
     start_s: float
     samples: np.ndarray  # already fitted, at the track's rate
-
-
-def rms_db(samples: np.ndarray) -> float:
-    if len(samples) == 0:
-        return -120.0
-    return float(10 * np.log10(np.mean(np.square(samples, dtype=np.float64)) + 1e-12))
 
 
 def speaker_levels(source: Clip, utterances: Sequence[Utterance]) -> dict[str, float]:

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from graph.render import Placement, ducked_background, render_track, rms_db, speaker_levels
+from graph.audio import rms_db
+from graph.render import Placement, ducked_background, render_track, speaker_levels
 from graph.subtitles import to_srt, to_vtt
 from graph.types import Clip, PlacedLine, Utterance
 
