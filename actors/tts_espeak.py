@@ -1,0 +1,144 @@
+"""Speech synthesis with the espeak-ng binary (offline profile): no voice cloning, one distinct voice per speaker.
+
+``prepare`` turns a speaker's reference clip into an ``EspeakVoice``: the median F0 of its voiced frames
+(librosa's pYIN) picks a male or female espeak variant and the ``-p`` pitch that lands espeak near that F0;
+the median spectral centroid of the voiced frames (a rough brightness proxy) picks which variant of that
+gender. Centroids of one recording's speakers sit close together (pyannote's sample.wav: two women at
+~200 Hz F0, centroids ~860 and ~1020 Hz), so centroid bands 100 Hz wide are spread over the variants
+round-robin: speakers 100-500 Hz apart in centroid get different variants (the variants have no order to
+preserve). Speakers differing in pitch or brightness get different voices; two alike in both may not.
+
+``synthesize`` runs ``espeak-ng -v <language>+<variant> -p <pitch> -s <rate> --stdin --stdout`` without a
+shell, the text on stdin (so a line starting with "-" is text, never an option), and decodes the WAV it
+prints. ``seed``, ``exaggeration``, ``cfg_weight`` and ``temperature`` exist for parity with the ChatterBox
+synthesizer and are ignored: espeak is deterministic and has no such controls.
+
+The location ``resolve`` gives is the espeak-ng executable; a ``spec.loader`` ("module:function") may map
+``(location, device)`` to another executable (a wrapper, say). The speaking rate is ``spec.options["rate"]``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+
+from actors.models import ModelSpec, load_object, resolve
+from graph.errors import BadAudio, ModelNotFound
+from graph.languages import LANGUAGES
+from graph.languages import language as lookup_language
+from graph.types import Clip
+
+log = logging.getLogger(__name__)
+
+ESPEAK_SR = 22050  # what espeak-ng writes; the decoded header is used when there is audio
+DEFAULT_RATE = 175  # words per minute, espeak's default; spec.options["rate"] overrides it
+MALE = ("m1", "m2", "m3", "m4", "m5", "m6", "m7")
+FEMALE = ("f1", "f2", "f3", "f4", "f5")
+GENDER_SPLIT_HZ = 160.0  # below: a male variant
+# Median F0 espeak-ng 1.51 produces at -p 0/25/50/75/99 (measured over the variants above, en-us).
+PITCH_STEPS = (0, 25, 50, 75, 99)
+MALE_F0 = (68.0, 80.0, 100.0, 129.0, 167.0)
+FEMALE_F0 = (124.0, 152.0, 191.0, 248.0, 322.0)
+CENTROID_STEP_HZ = 100.0  # width of the centroid bands dealt round-robin to the variants of one gender
+ANALYSIS_SR = 16000
+TIMEOUT_S = 120
+
+
+@dataclass(frozen=True)
+class EspeakVoice:
+    """What espeak needs to speak as one speaker; ``f0_hz``/``centroid_hz`` are the measurements (None: unvoiced)."""
+
+    variant: str
+    pitch: int  # espeak -p, 0..99
+    f0_hz: float | None = None
+    centroid_hz: float | None = None
+
+
+DEFAULT_VOICE = EspeakVoice("m3", 50)
+
+
+class EspeakSynthesizer:
+    """Same ``prepare``/``synthesize`` interface as the ChatterBox synthesizer."""
+
+    def __init__(self, spec: ModelSpec, profile: str = "offline", device: str | None = None):
+        self.spec = spec
+        location = resolve(spec, profile).location
+        self.device = "cpu"  # espeak runs on the CPU; a requested device is ignored
+        self.binary: str = load_object(spec.loader)(location, self.device) if spec.loader else location
+        self.rate = int(spec.options.get("rate", DEFAULT_RATE))
+        self.languages = self._installed(profile)
+        log.info("espeak-ng %s: %d languages, rate %d wpm", self.binary, len(self.languages), self.rate)
+
+    def prepare(self, reference: np.ndarray, sr: int) -> EspeakVoice:
+        """Pick a variant and pitch from the reference's median F0 and spectral centroid."""
+        import librosa
+
+        samples = np.asarray(reference, dtype=np.float32)
+        if samples.ndim != 1:
+            raise BadAudio(f"the voice reference must be mono (1-D), got shape {samples.shape}")
+        if not samples.size or not np.any(samples):
+            log.warning("silent voice reference: using the default espeak voice")
+            return DEFAULT_VOICE
+        y = librosa.resample(samples, orig_sr=sr, target_sr=ANALYSIS_SR) if sr != ANALYSIS_SR else samples
+        f0, voiced, _ = librosa.pyin(y, fmin=60.0, fmax=500.0, sr=ANALYSIS_SR, frame_length=1024)
+        if not np.any(voiced):
+            log.warning("no voiced frames in the voice reference: using the default espeak voice")
+            return DEFAULT_VOICE
+        centroid = librosa.feature.spectral_centroid(y=y, sr=ANALYSIS_SR, n_fft=1024, hop_length=256)[0]
+        n = min(len(centroid), len(voiced))
+        f0_hz = float(np.nanmedian(f0[voiced]))
+        centroid_hz = float(np.median(centroid[:n][voiced[:n]]))
+        variants, curve = (MALE, MALE_F0) if f0_hz < GENDER_SPLIT_HZ else (FEMALE, FEMALE_F0)
+        pitch = int(round(np.interp(np.log(f0_hz), np.log(curve), PITCH_STEPS)))
+        band = int(centroid_hz // CENTROID_STEP_HZ)
+        voice = EspeakVoice(variants[band % len(variants)], pitch, round(f0_hz, 1), round(centroid_hz, 1))
+        log.info("espeak voice %s", voice)
+        return voice
+
+    def synthesize(
+        self,
+        text: str,
+        language: str,
+        conditionals: EspeakVoice,
+        seed: int = 0,
+        exaggeration: float = 0.5,
+        cfg_weight: float = 0.5,
+        temperature: float = 0.8,
+    ) -> Clip:
+        """Speak ``text`` in ``language`` with the prepared voice; blank text gives a 0-sample clip."""
+        lang = lookup_language(language, self.languages, "target").espeak
+        line = " ".join(text.split())
+        if not line:
+            return Clip(np.zeros(0, dtype=np.float32), ESPEAK_SR)
+        voice = conditionals
+        cmd = [self.binary, "-v", f"{lang}+{voice.variant}", "-p", str(voice.pitch), "-s", str(self.rate),
+               "-b", "1", "--stdin", "--stdout"]  # -b 1: the input is UTF-8
+        run = subprocess.run(cmd, input=line.encode("utf-8"), capture_output=True, timeout=TIMEOUT_S)
+        if run.returncode != 0:
+            raise RuntimeError(f"espeak-ng failed ({run.returncode}): {run.stderr.decode(errors='replace').strip()}")
+        return _decode(run.stdout)
+
+    def _installed(self, profile: str) -> tuple[str, ...]:
+        """dubgraph codes whose espeak voice this espeak-ng has (``--voices`` lists e.g. fr-fr for "fr")."""
+        try:
+            listing = subprocess.run([self.binary, "--voices"], capture_output=True, text=True, check=True,
+                                     timeout=TIMEOUT_S).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ModelNotFound(self.spec.name, profile, self.spec.fix, [f"{self.binary} --voices: {exc}"]) from None
+        voices = {line.split()[1] for line in listing.splitlines()[1:] if len(line.split()) > 1}
+        return tuple(code for code, lang in LANGUAGES.items()
+                     if lang.espeak in voices or any(v.startswith(lang.espeak + "-") for v in voices))
+
+
+def _decode(wav: bytes) -> Clip:
+    """espeak's WAV to float32 mono; writing to a pipe it cannot patch the header's sizes, soundfile copes."""
+    import soundfile as sf
+
+    if len(wav) <= 44:  # header only: the text had nothing to pronounce
+        return Clip(np.zeros(0, dtype=np.float32), ESPEAK_SR)
+    samples, sr = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
+    return Clip(np.ascontiguousarray(samples.mean(axis=1), dtype=np.float32), int(sr))
