@@ -121,11 +121,11 @@ async def dub(
     wave = stages.put(analysis.samples)
 
     transcript, turns = await _analyse(job, stages, wave, store, clock, emit)
-    source_language = transcript.language
-    language(source_language, job.sources, what="source")
     utterances = build_utterances(transcript.words, turns)
     if not utterances:
         raise BadAudio(f"no speech was recognised in {job.input} (silence, music or noise only?): nothing to dub")
+    source_language = transcript.language
+    language(source_language, job.sources, what="source")
     speakers = tuple(sorted({u.speaker for u in utterances}))
     log.info("[%s] %d lines from %d speakers", job.job_id, len(utterances), len(speakers))
 
