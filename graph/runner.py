@@ -28,7 +28,11 @@ class Replicas:
     translator: int = 1
     synthesizer: int = 1
     synth_threads: int = 2  # concurrent stateless calls inside one synthesizer actor
-    synth_gpu: float = 0.25  # GPU fraction per synthesizer actor when the cluster has GPUs (0.25 = 4 per GPU)
+    # GPU fraction per actor when the cluster has GPUs (0.25 = four actors share one GPU)
+    synth_gpu: float = 0.25
+    asr_gpu: float = 0.25
+    diarizer_gpu: float = 0.125
+    translator_gpu: float = 0.125
 
 
 def start_stages(profile, replicas: Replicas = Replicas()) -> Stages:
@@ -48,9 +52,9 @@ def start_stages(profile, replicas: Replicas = Replicas()) -> Stages:
         return ActorPool([cls.options(**options).remote(spec, profile.name) for _ in range(count)], per_actor)
 
     return Stages(
-        asr=pool("asr", replicas.asr),
-        diarizer=pool("diarizer", replicas.diarizer),
-        translator=pool("translator", replicas.translator),
+        asr=pool("asr", replicas.asr, gpu=replicas.asr_gpu),
+        diarizer=pool("diarizer", replicas.diarizer, gpu=replicas.diarizer_gpu),
+        translator=pool("translator", replicas.translator, gpu=replicas.translator_gpu),
         synthesizer=pool("synthesizer", replicas.synthesizer, replicas.synth_threads, replicas.synth_gpu),
         put=ray.put,
     )
