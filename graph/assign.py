@@ -24,6 +24,8 @@ class AssignOptions:
     merge_under_s: float = 0.6  # fragments shorter than this join a neighbour of the same speaker
     merge_gap_s: float = 0.5  # ... when the gap between them is at most this
     nearest_turn_s: float = 1.0  # a word outside every turn takes the nearest turn within this distance
+    min_speech_fraction: float = 0.5  # a line less covered by detected speech is an ASR hallucination in silence
+    snap_s: float = 0.5  # a line's start moves to its speaker's speech onset when that is at most this earlier
 
 
 def speaker_of(word: Word, turns: Sequence[SpeakerTurn], options: AssignOptions) -> str | None:
@@ -83,19 +85,48 @@ def _merge_fragments(groups: list[tuple[str, list[Word]]], options: AssignOption
     return merged
 
 
+def _covered_s(start: float, end: float, turns: Sequence[SpeakerTurn]) -> float:
+    spans = sorted((max(start, t.start_s), min(end, t.end_s)) for t in turns if t.end_s > start and t.start_s < end)
+    covered, reach = 0.0, start
+    for a, b in spans:
+        if b > reach:
+            covered += b - max(a, reach)
+            reach = b
+    return covered
+
+
+def speech_bounds(
+    speaker: str, start_s: float, end_s: float, turns: Sequence[SpeakerTurn], options: AssignOptions
+) -> tuple[float, float] | None:
+    """A line's edges snapped to where its speaker's detected speech begins and ends (Whisper's first and last
+    word times drift by a few hundred ms), or None when detected speech covers too little of it: Whisper's
+    habit of inventing "Thank you." in trailing silence. Without turns there is nothing to check against."""
+    if not turns:
+        return start_s, end_s
+    if _covered_s(start_s, end_s, turns) < options.min_speech_fraction * max(end_s - start_s, 1e-3):
+        return None
+    own = [t for t in turns if t.speaker == speaker and t.end_s > start_s and t.start_s < end_s]
+    if own:
+        onset = min(t.start_s for t in own)
+        if onset >= start_s - options.snap_s:
+            start_s = onset
+        end_s = min(end_s, max(t.end_s for t in own))
+    return start_s, end_s
+
+
 def build_utterances(
     words: Sequence[Word], turns: Sequence[SpeakerTurn], options: AssignOptions = AssignOptions()
 ) -> list[Utterance]:
-    """Lines in time order, ids ``u0000``..., every word in exactly one line."""
+    """Lines in time order, ids ``u0000``...; every word in exactly one line, except lines detected speech does not
+    support (see :func:`speech_bounds`)."""
     words = sorted((w for w in words if w.text.strip()), key=lambda w: (w.start_s, w.end_s))
     groups = _merge_fragments(_group(words, assign_speakers(words, turns, options), options), options)
+    lines = []
+    for speaker, line in groups:
+        bounds = speech_bounds(speaker, line[0].start_s, line[-1].end_s, turns, options)
+        if bounds is not None:
+            lines.append((speaker, bounds, " ".join(w.text.strip() for w in line)))
     return [
-        Utterance(
-            id=f"u{index:04d}",
-            speaker=speaker,
-            start_s=round(line[0].start_s, 3),
-            end_s=round(line[-1].end_s, 3),
-            text=" ".join(w.text.strip() for w in line),
-        )
-        for index, (speaker, line) in enumerate(groups)
+        Utterance(id=f"u{index:04d}", speaker=speaker, start_s=round(start, 3), end_s=round(end, 3), text=text)
+        for index, (speaker, (start, end), text) in enumerate(lines)
     ]
