@@ -65,6 +65,18 @@ def _analyzer_class() -> type:
     return PerCallAnalyzer
 
 
+MIN_ANALYZED_TEXT_TOKENS = 6  # chatterbox's end-of-text checks slice A[:, :-5]: empty, IndexError, below this
+
+
+def new_analyzer(t3: Any, text_slice: tuple[int, int]) -> Any | None:
+    """A fresh per-call alignment analyzer, or None where chatterbox's would crash (texts of <= 5 tokens, e.g.
+    "OK" with its language tag and SOT/EOT): those lines are bounded by their token budget alone."""
+    if not t3.hp.is_multilingual or text_slice[1] - text_slice[0] < MIN_ANALYZED_TEXT_TOKENS:
+        return None
+    return _analyzer_class()(t3.tfmr, None, text_tokens_slice=text_slice, alignment_layer_idx=9,
+                             eos_idx=t3.hp.stop_speech_token)
+
+
 @torch.inference_mode()
 def sample_speech_tokens(
     t3: Any,
@@ -93,12 +105,7 @@ def sample_speech_tokens(
     embeds, len_cond = t3.prepare_input_embeds(
         t3_cond=t3_cond, text_tokens=text_tokens, speech_tokens=start, cfg_weight=cfg_weight
     )
-    analyzer = None
-    if hp.is_multilingual:
-        analyzer = _analyzer_class()(
-            t3.tfmr, None, text_tokens_slice=(len_cond, len_cond + text_tokens.size(-1)),
-            alignment_layer_idx=9, eos_idx=hp.stop_speech_token,
-        )
+    analyzer = new_analyzer(t3, (len_cond, len_cond + text_tokens.size(-1)))
     bos = torch.tensor([[hp.start_speech_token]], dtype=torch.long, device=device)
     bos_embed = t3.speech_emb(bos) + t3.speech_pos_emb.get_fixed_embedding(0)
     inputs_embeds = torch.cat([embeds, torch.cat([bos_embed, bos_embed])], dim=1)
@@ -160,8 +167,13 @@ def tokens_to_wav(s3gen: Any, speech_tokens: torch.Tensor, ref: dict, generator:
     f0 = hift.f0_predictor(mels)
     source = hift.f0_upsamp(f0[:, None]).transpose(1, 2)
     source = _harmonic_source(hift.m_source, source, generator).transpose(1, 2)
-    wav = hift.decode(x=mels, s=source)
-    wav[:, : len(s3gen.trim_fade)] *= s3gen.trim_fade
+    return fade_in(s3gen, hift.decode(x=mels, s=source))
+
+
+def fade_in(s3gen: Any, wav: torch.Tensor) -> torch.Tensor:
+    """S3Gen's start fade (trim_fade), also on clips shorter than the fade, where chatterbox's own slice fails."""
+    n = min(wav.size(-1), len(s3gen.trim_fade))
+    wav[:, :n] *= s3gen.trim_fade[:n]
     return wav
 
 

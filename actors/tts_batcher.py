@@ -1,0 +1,132 @@
+"""Continuous batching for a synthesizer replica: ``synthesize`` calls from any job share ``synthesize_batch`` calls.
+
+A call waits at most ``max_wait_s`` for others to join it (or until ``max_batch`` lines are waiting), then the
+lines run as one batch in a worker thread while the next batch gathers. The event loop never blocks, so a Serve
+replica keeps answering. Cancelling a caller (a Serve request cancelled, a job cancelled) drops its line: from the
+queue if it has not started, from the running decode at its next step otherwise (``synthesize_batch``'s
+``cancelled``). A batch that raises (one line's bad input fails the whole call) is retried line by line, so only
+the bad line's caller gets the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from actors.tts_batch import SynthRequest
+from graph.types import Clip
+
+log = logging.getLogger(__name__)
+
+RunBatch = Callable[[list[SynthRequest], Callable[[int], bool]], list[Clip]]
+
+
+@dataclass
+class _Pending:
+    request: SynthRequest
+    future: asyncio.Future
+    arrived: float
+
+
+class LineBatcher:
+    """Collects ``submit`` calls into batches of at most ``max_batch``, one batch running at a time.
+
+    ``run_batch(requests, cancelled)`` is ``Synthesizer.synthesize_batch`` (or any callable with its contract).
+    Create it anywhere; it binds to the running event loop on the first ``submit``.
+    """
+
+    def __init__(self, run_batch: RunBatch, max_batch: int = 64, max_wait_s: float = 0.02,
+                 executor: Executor | None = None):
+        if max_batch < 1 or max_wait_s < 0:
+            raise ValueError(f"max_batch must be >= 1 and max_wait_s >= 0, got {max_batch}, {max_wait_s}")
+        self.run_batch, self.max_batch, self.max_wait_s, self.executor = run_batch, max_batch, max_wait_s, executor
+        self._pending: list[_Pending] = []
+        self._running: list[_Pending] = []
+        self._wake: asyncio.Event | None = None
+        self._full: asyncio.Event | None = None
+        self._worker: asyncio.Task | None = None
+        self.batches: deque[int] = deque(maxlen=1000)  # sizes of the latest batches run, for tests and metrics
+
+    async def submit(self, request: SynthRequest) -> Clip:
+        """The line's clip, synthesized in a batch with whatever else arrives meanwhile."""
+        loop = asyncio.get_running_loop()
+        self._start(loop)
+        entry = _Pending(request, loop.create_future(), loop.time())
+        self._pending.append(entry)
+        self._wake.set()
+        if len(self._pending) >= self.max_batch:
+            self._full.set()
+        try:
+            return await entry.future
+        except asyncio.CancelledError:
+            entry.future.cancel()
+            with contextlib.suppress(ValueError):
+                self._pending.remove(entry)
+            raise
+
+    async def close(self) -> None:
+        """Stop the worker; lines queued or decoding are cancelled (a running decode drops them at its next step)."""
+        for entry in (*self._pending, *self._running):
+            entry.future.cancel()
+        self._pending.clear()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._worker is None or self._worker.done():
+            self._wake, self._full = asyncio.Event(), asyncio.Event()
+            self._worker = loop.create_task(self._work())
+
+    async def _work(self) -> None:
+        while True:
+            await self._wake.wait()
+            if self._pending and len(self._pending) < self.max_batch:  # the oldest line waits max_wait_s at most
+                self._full.clear()
+                left = self._pending[0].arrived + self.max_wait_s - asyncio.get_running_loop().time()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), max(0.0, left))
+            batch = [entry for entry in self._pending[: self.max_batch] if not entry.future.done()]
+            del self._pending[: self.max_batch]
+            if not self._pending:
+                self._wake.clear()
+            if batch:
+                await self._run(batch)
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        self.batches.append(len(batch))
+        self._running = batch
+        try:
+            clips = await loop.run_in_executor(self.executor, self._call, batch)
+        except Exception as exc:  # noqa: BLE001 - handed to the callers, one by one if the batch had several
+            if len(batch) == 1:
+                _settle(batch[0].future, exc=exc)
+                return
+            log.warning("a batch of %d lines failed (%s); retrying its lines one by one", len(batch), exc)
+            for entry in batch:
+                if not entry.future.done():
+                    await self._run([entry])
+            return
+        for entry, clip in zip(batch, clips):
+            _settle(entry.future, clip=clip)
+
+    def _call(self, batch: list[_Pending]) -> list[Clip]:
+        futures = [entry.future for entry in batch]
+        return self.run_batch([entry.request for entry in batch], lambda i: futures[i].cancelled())
+
+
+def _settle(future: asyncio.Future, clip: Clip | None = None, exc: BaseException | None = None) -> None:
+    if future.done():  # cancelled meanwhile
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(clip)
