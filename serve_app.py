@@ -1,0 +1,201 @@
+"""dubgraph over HTTP: a FastAPI ingress and the four model deployments, composed by handles, in one Serve app.
+
+    serve run serve_app:app                    # defaults: offline profile, jobs under ./dubgraph-jobs
+    serve run serve_config.yaml                # replicas, resources, batching and args from a config
+
+The ingress runs on CPU and owns the job store and runner (``graph.jobs``); it drives ``graph.pipeline`` through
+the deployment handles (``actors.serving``). Model deployments take the accelerators (see serve_config.gpu.yaml).
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the route signatures in the replica, where string
+# annotations naming unused globals (Request) would not resolve.
+import asyncio
+import os
+import time
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from ray import serve
+from ray.serve import Application
+
+from actors.serving import Diarizer, Synthesizer, Transcriber, Translator, profile_with, serve_stages
+from graph import api
+from graph.errors import DubError, JobNotFound
+from graph.jobs import JobRunner, JobStore, Limits
+from graph.languages import language
+from graph.options import TranslateOptions
+
+READY_CACHE_S = 2.0
+
+
+class DubAppArgs(BaseModel):
+    """Application arguments (``args:`` in a Serve config); deployment resources live in the config's deployments."""
+
+    model_config = ConfigDict(extra="forbid")
+    profile: str = Field("offline", description="model profile: offline or full")
+    job_dir: str = Field("dubgraph-jobs", description="job store (SQLite + a directory per job); keep it")
+    api_key: str | None = Field(None, description="required in X-API-Key when set (prefer api_key_env)")
+    api_key_env: str = Field("DUBGRAPH_API_KEY", description="environment variable holding the API key, if set")
+    max_upload_mb: float = Field(512, gt=0)
+    max_duration_s: float = Field(3 * 3600, gt=0, description="longest input accepted")
+    max_running_jobs: int = Field(2, ge=1, description="jobs dubbed at the same time; the rest wait in the queue")
+    max_queued_jobs: int = Field(64, ge=0, description="beyond this, POST /v1/dubs answers 503 with Retry-After")
+    retry_after_s: int = Field(30, ge=1)
+    input_roots: list[str] = Field(default_factory=list, description="server directories a request may name by path")
+    synth_parallelism: int = Field(8, ge=1, description="lines of one job and language synthesized at once")
+    translate_max_texts: int = Field(256, ge=1, description="texts per POST /v1/translate")
+    translate_max_chars: int = Field(2000, ge=1, description="characters per text in POST /v1/translate")
+    actors: dict[str, str] = Field(default_factory=dict, description="role -> 'module:Class' instead of the profile's")
+
+    @model_validator(mode="after")
+    def _known_profile(self) -> "DubAppArgs":
+        """An unknown profile or role fails when the app is built, not in a replica's restart loop."""
+        try:
+            profile_with(self.profile, self.actors)
+        except DubError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256)
+@serve.ingress()
+class DubIngress:
+    """The HTTP API; dub jobs run in this replica's event loop, model work in the model deployments."""
+
+    async def __init__(self, args: DubAppArgs, transcriber, diarizer, translator, synthesizer):
+        self.args = args
+        self.profile = profile_with(args.profile, args.actors)
+        self.translator = translator
+        self.api_key = args.api_key or os.environ.get(args.api_key_env) or None
+        limits = Limits(args.max_running_jobs, args.max_queued_jobs, args.retry_after_s, args.max_duration_s)
+        stages = serve_stages(transcriber, diarizer, translator, synthesizer, args.synth_parallelism)
+        self.runner = JobRunner(JobStore(args.job_dir), stages, self.profile, limits)
+        await self.runner.start()
+        self._ready: tuple[float, dict[str, str]] = (0.0, {})
+
+    async def __del__(self):
+        await self.runner.close()
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        app = FastAPI(title="dubgraph", version="0.1.0", description="Multi-speaker speech-to-speech dubbing jobs.")
+        api.install_error_handlers(app)
+        guard = [Depends(api.api_key_guard(self.api_key))]
+        route = app.add_api_route
+        route("/v1/dubs", self.create_dub, methods=["POST"], status_code=202, dependencies=guard,
+              openapi_extra=_DUB_BODY, summary="Start a dub job")
+        route("/v1/dubs/{job_id}", self.get_dub, methods=["GET"], dependencies=guard, summary="Job status")
+        route("/v1/dubs/{job_id}", self.delete_dub, methods=["DELETE"], dependencies=guard,
+              summary="Cancel a job and delete its files")
+        route("/v1/dubs/{job_id}/{name}", self.get_artifact, methods=["GET"], dependencies=guard,
+              summary="A finished job's <lang>.wav|flac|srt|vtt or manifest.json (Range supported)")
+        route("/v1/translate", self.translate, methods=["POST"], dependencies=guard,
+              response_model=api.TranslateResponse, summary="Translate texts (never queued behind jobs)")
+        route("/healthz", self.healthz, methods=["GET"], summary="The process is up")
+        route("/readyz", self.readyz, methods=["GET"], summary="Every deployment is up, models loaded")
+        return app
+
+    async def create_dub(self, request: Request) -> JSONResponse:
+        async with api.dub_request(request, int(self.args.max_upload_mb * 2**20)) as (fields, upload):
+            options = api.dub_options(fields, self.profile)
+            saver = api.input_saver(fields, upload, self.args.input_roots)
+            record = await self.runner.submit(options, saver)
+        location = f"{request.scope.get('root_path', '')}/v1/dubs/{record.id}"
+        return JSONResponse(self._status(request, record.id), 202, {"Location": location})
+
+    async def get_dub(self, request: Request, job_id: str) -> dict:
+        return self._status(request, job_id)
+
+    async def delete_dub(self, job_id: str) -> dict:
+        if not await self.runner.delete(job_id):
+            raise JobNotFound(f"no job {job_id!r} (finished jobs stay until deleted; deleted ones are gone)")
+        return {"id": job_id, "deleted": True}
+
+    async def get_artifact(self, job_id: str, name: str) -> FileResponse:
+        record = self.runner.store.get(job_id)
+        if record is None or record.status != "done":
+            state = "unknown" if record is None else record.status
+            raise JobNotFound(f"job {job_id!r} is {state}: its files appear when its status is done")
+        path, media_type = api.artifact(self.runner.store.out_dir(job_id), name)
+        return FileResponse(path, media_type=media_type, filename=name)
+
+    async def translate(self, body: api.TranslateRequest) -> api.TranslateResponse:
+        most, longest = self.args.translate_max_texts, self.args.translate_max_chars
+        if len(body.texts) > most or max(map(len, body.texts)) > longest:
+            raise api.RequestTooLarge(f"at most {most} texts of {longest} characters each")
+        source = language(body.source, self.profile.sources, "source").code
+        target = language(body.target, self.profile.targets).code
+        options = TranslateOptions(n_best=body.n_best, num_beams=max(body.n_best, TranslateOptions().num_beams))
+        candidates = await self.translator.translate_text.remote(body.texts, source, target, options)
+        return api.TranslateResponse(source=source, target=target, translations=[c[0] for c in candidates],
+                                     candidates=[list(c) for c in candidates])  # fmt: skip
+
+    async def healthz(self) -> dict:
+        return {"status": "ok"}
+
+    async def readyz(self) -> JSONResponse:
+        deployments = await self._deployments()
+        ready = bool(deployments) and all(state == "HEALTHY" for state in deployments.values())
+        headers = None if ready else {"Retry-After": "5"}
+        return JSONResponse({"ready": ready, "deployments": deployments}, 200 if ready else 503, headers)
+
+    async def _deployments(self) -> dict[str, str]:
+        """Deployment states from the Serve controller (cached briefly: probes may be frequent)."""
+        checked_s, states = self._ready
+        if time.monotonic() - checked_s > READY_CACHE_S:
+            app_name = serve.get_replica_context().app_name
+            try:
+                status = await asyncio.to_thread(serve.status)
+            except Exception:  # the controller is restarting: not ready, ask again later
+                return {}
+            app_status = status.applications.get(app_name)
+            states = {name: d.status.value for name, d in app_status.deployments.items()} if app_status else {}
+            self._ready = (time.monotonic(), states)
+        return states
+
+    def _status(self, request: Request, job_id: str) -> dict:
+        status = self.runner.status(job_id)
+        if status is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        if status["status"] == "done":
+            record = self.runner.store.get(job_id)
+            status["links"] = api.links(request.scope.get("root_path", ""), job_id, record.options)
+        return status
+
+
+_DUB_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["targets"],
+                    "properties": {
+                        "audio": {"type": "string", "format": "binary", "description": "the recording (any format)"},
+                        "path": {"type": "string", "description": "instead of audio: a file under input_roots"},
+                        "targets": {"type": "string", "description": "comma-separated target languages, e.g. pt-br"},
+                        "speakers": {"type": "integer", "description": "exact number of speakers, when known"},
+                        "min_speakers": {"type": "integer"},
+                        "max_speakers": {"type": "integer"},
+                        "source_language": {"type": "string"},
+                        "profile": {"type": "string", "description": "must be the profile this server runs"},
+                        "options": {"type": "string", "description": "JSON object of further DubOptions fields"},
+                    },
+                }
+            },
+            "application/json": {"schema": {"type": "object", "description": "the same fields; path instead of audio"}},
+        },
+    }
+}
+
+
+def build_app(args: DubAppArgs) -> Application:
+    """The application: the ingress bound to the four model deployments (one replica set each)."""
+    models = (args.profile, args.actors)
+    return DubIngress.bind(
+        args, Transcriber.bind(*models), Diarizer.bind(*models), Translator.bind(*models), Synthesizer.bind(*models)
+    )
+
+
+app = build_app(DubAppArgs())

@@ -177,7 +177,7 @@ async def dub(
         out_dir,
         {
             "job_id": job.job_id,
-            "input": str(job.input),
+            "input": Path(job.input).name,
             "duration_s": round(analysis.duration_s, 3),
             "source_language": source_language,
             "speakers": list(speakers),

@@ -1,0 +1,361 @@
+"""Dubbing jobs that survive restarts: a SQLite job store under one directory, and the runner that works it.
+
+Under ``root``: ``jobs.sqlite3`` (one row per job, plus its warnings) and one directory per job id holding the
+saved input (written before the job is accepted), ``out/`` (the artifacts) and ``checkpoint/`` (every finished
+unit: transcript, turns, translations, conditionals, each line). A restart re-queues every queued or running job,
+and the checkpoint makes the resumed run skip what was finished. Ids are 128 random bits, so a job's files are
+reachable only by whoever holds its id. The runner lives in one process's event loop (the Serve ingress).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from . import audio
+from .checkpoint import Checkpoint
+from .errors import AudioTooLarge, DubError, QueueFull
+from .options import DubOptions, from_dict, to_dict
+from .outputs import remove_outputs
+from .pipeline import Event, Stages, dub
+from .runner import make_job
+
+log = logging.getLogger(__name__)
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")  # secrets.token_urlsafe(16)
+ACTIVE = ("queued", "running")
+EVENTS_KEPT = 50  # warnings kept per job
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, status TEXT NOT NULL, created_s REAL NOT NULL, updated_s REAL NOT NULL,
+    options TEXT NOT NULL, input_name TEXT NOT NULL, error TEXT, runs INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS events (job_id TEXT NOT NULL, t_s REAL NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_job ON events (job_id);
+"""
+
+
+class JobQueueFull(QueueFull):
+    def __init__(self, queued: int, retry_after_s: int):
+        self.retry_after_s = retry_after_s
+        super().__init__(f"{queued} jobs are already waiting; try again in about {retry_after_s} s")
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    status: str  # queued | running | done | failed
+    created_s: float
+    updated_s: float
+    options: dict[str, Any]
+    input_name: str
+    error: dict[str, str] | None
+    runs: int  # times a run started: more than 1 means it was resumed after a restart
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_running: int = 2
+    max_queued: int = 32
+    retry_after_s: int = 30
+    max_duration_s: float | None = None
+
+
+class JobStore:
+    """Rows in SQLite (WAL, fully synced: an accepted job is on disk), files in one directory per job."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    @staticmethod
+    def new_id() -> str:
+        return secrets.token_urlsafe(16)
+
+    def job_dir(self, job_id: str) -> Path:
+        if not ID_PATTERN.match(job_id):
+            raise ValueError(f"not a job id: {job_id!r}")
+        return self.root / job_id
+
+    def out_dir(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "out"
+
+    def checkpoint_dir(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "checkpoint"
+
+    def _exec(self, sql: str, *params: Any) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def create(self, job_id: str, options: dict[str, Any], input_name: str) -> JobRecord:
+        now = time.time()
+        self._exec("INSERT INTO jobs (id, status, created_s, updated_s, options, input_name) "
+                   "VALUES (?, 'queued', ?, ?, ?, ?)", job_id, now, now, json.dumps(options), input_name)  # fmt: skip
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        if not ID_PATTERN.match(job_id):
+            return None
+        rows = self._exec("SELECT * FROM jobs WHERE id = ?", job_id)
+        return _record(rows[0]) if rows else None
+
+    def active(self) -> list[JobRecord]:
+        """Queued and running jobs, oldest first."""
+        return [_record(r) for r in self._exec("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_s", *ACTIVE)]
+
+    def count(self, status: str) -> int:
+        return self._exec("SELECT COUNT(*) FROM jobs WHERE status = ?", status)[0][0]
+
+    def set_status(self, job_id: str, status: str, error: dict[str, str] | None = None, started: bool = False) -> None:
+        self._exec("UPDATE jobs SET status = ?, error = ?, updated_s = ?, runs = runs + ? WHERE id = ?",
+                   status, json.dumps(error) if error else None, time.time(), int(started), job_id)  # fmt: skip
+
+    def add_event(self, job_id: str, level: str, message: str) -> None:
+        self._exec("INSERT INTO events (job_id, t_s, level, message) VALUES (?, ?, ?, ?)",
+                   job_id, time.time(), level, message)  # fmt: skip
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        rows = self._exec("SELECT t_s, level, message FROM events WHERE job_id = ? ORDER BY t_s LIMIT ?",
+                          job_id, EVENTS_KEPT)  # fmt: skip
+        return [{"t_s": round(t, 3), "level": level, "message": message} for t, level, message in rows]
+
+    def delete(self, job_id: str) -> None:
+        self._exec("DELETE FROM events WHERE job_id = ?", job_id)
+        self._exec("DELETE FROM jobs WHERE id = ?", job_id)
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def sweep(self) -> None:
+        """Remove job directories without a row (deleted while a worker thread was still writing)."""
+        known = {r[0] for r in self._exec("SELECT id FROM jobs")}
+        for path in self.root.iterdir():
+            if path.is_dir() and ID_PATTERN.match(path.name) and path.name not in known:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _record(row: tuple) -> JobRecord:
+    job_id, status, created_s, updated_s, options, input_name, error, runs = row
+    return JobRecord(job_id, status, created_s, updated_s, json.loads(options), input_name,
+                     json.loads(error) if error else None, runs)  # fmt: skip
+
+
+def user_error(exc: BaseException) -> DubError | None:
+    """The DubError behind ``exc``, also when a replica raised it (Ray wraps it, with the remote traceback)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, DubError):
+        return cause
+    return exc if isinstance(exc, DubError) else None
+
+
+def _scrubbed(error: DubError, input_path: Path) -> DubError:
+    """The error with the input's place in the job store replaced by "the audio": users never see server paths."""
+    message = str(error).replace(f"file:{input_path}", "the audio").replace(str(input_path), "the audio")
+    if len(error.args) <= 1 and message != str(error):
+        error.args = (message,)
+    return error
+
+
+def _brief(value: Any) -> Any:
+    """An exception as its first line, without the remote traceback Ray puts in a replica's error."""
+    if not isinstance(value, BaseException):
+        return value
+    cause = getattr(value, "cause", None)
+    lines = str(cause if isinstance(cause, BaseException) else value).strip().splitlines()
+    return lines[0][:200] if lines else type(value).__name__
+
+
+class _JobWarnings(logging.Handler):
+    """Keeps the pipeline's warnings about running jobs ("[job id] line u0003 ... retrying") in the store."""
+
+    def __init__(self, runner: "JobRunner"):
+        super().__init__(logging.WARNING)
+        self.runner = runner
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args if isinstance(record.args, tuple) else ()
+        try:
+            message = str(record.msg) % tuple(_brief(a) for a in args) if args else record.getMessage()
+        except (TypeError, ValueError):
+            message = record.getMessage()
+        if message.startswith("[") and "] " in message:
+            job_id, text = message[1:].split("] ", 1)
+            if job_id in self.runner.progress:
+                self.runner.store.add_event(job_id, record.levelname.lower(), text)
+
+
+class JobRunner:
+    """Runs queued jobs through ``graph.pipeline.dub``, ``limits.max_running`` at a time, oldest first."""
+
+    def __init__(self, store: JobStore, stages: Stages, profile, limits: Limits = Limits()):
+        self.store = store
+        self.stages = stages
+        self.profile = profile
+        self.limits = limits
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.progress: dict[str, dict[str, dict[str, int]]] = {}  # running job -> stage -> completed/total
+        self.tasks: dict[str, asyncio.Task] = {}
+        self._workers: list[asyncio.Task] = []
+        self._submitting = 0
+        self._warnings = _JobWarnings(self)
+
+    async def start(self) -> None:
+        """Re-queue what a previous process left queued or running, then start the workers."""
+        await asyncio.to_thread(self.store.sweep)
+        for record in self.store.active():
+            if record.status == "running":
+                self.store.set_status(record.id, "queued")
+                self.store.add_event(record.id, "info", "re-queued: it was running when the server stopped")
+            self.queue.put_nowait(record.id)
+        logging.getLogger("graph").addHandler(self._warnings)
+        self._workers = [asyncio.create_task(self._work()) for _ in range(self.limits.max_running)]
+
+    async def close(self) -> None:
+        """Stop working; running jobs stay "running" on disk, so the next start resumes them."""
+        logging.getLogger("graph").removeHandler(self._warnings)
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    async def submit(self, options: DubOptions, save_input: Callable[[Path], Path]) -> JobRecord:
+        """Validate, save the input into a new job directory (``save_input(dir) -> path``), then queue the job."""
+        queued = self.store.count("queued") + self._submitting
+        if queued >= self.limits.max_queued:
+            raise JobQueueFull(queued, self.limits.retry_after_s)
+        self._submitting += 1
+        job_id = self.store.new_id()
+        job_dir = self.store.job_dir(job_id)
+        try:
+            job_dir.mkdir(parents=True)
+            input_path = await asyncio.to_thread(save_input, job_dir)
+            await asyncio.to_thread(self._job, job_id, input_path, options)
+            record = self.store.create(job_id, to_dict(options), input_path.name)
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, job_dir, True)
+            raise
+        finally:
+            self._submitting -= 1
+        self.queue.put_nowait(job_id)
+        log.info("[%s] queued: %s -> %s", job_id, input_path.name, ",".join(options.targets))
+        return record
+
+    def _job(self, job_id: str, input_path: Path, options: DubOptions):
+        """make_job's checks (languages, readable audio, writable output) plus the duration limit."""
+        try:
+            job = make_job(input_path, self.store.out_dir(job_id), options, self.profile, job_id)
+            duration = audio.probe(input_path).duration_s
+        except DubError as exc:
+            raise _scrubbed(exc, input_path) from None
+        limit = self.limits.max_duration_s
+        if limit is not None and duration is not None and duration > limit:
+            raise AudioTooLarge(f"the audio is {duration:.0f} s long; this server accepts at most {limit:.0f} s")
+        return replace(job, max_duration_s=limit)
+
+    def status(self, job_id: str) -> dict[str, Any] | None:
+        record = self.store.get(job_id)
+        if record is None:
+            return None
+        status: dict[str, Any] = {
+            "id": record.id,
+            "status": record.status,
+            "created_s": round(record.created_s, 3),
+            "updated_s": round(record.updated_s, 3),
+            "targets": list(record.options.get("targets", ())),
+            "runs": record.runs,
+            "progress": self.progress.get(job_id, {}),
+            "log": self.store.events(job_id),
+        }
+        if record.error:
+            status["error"] = record.error
+        return status
+
+    async def delete(self, job_id: str) -> bool:
+        """Cancel the job if it runs, then delete its row and files; False when there is no such job."""
+        if self.store.get(job_id) is None:
+            return False
+        task = self.tasks.get(job_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.to_thread(self.store.delete, job_id)
+        return True
+
+    async def _work(self) -> None:
+        while True:
+            job_id = await self.queue.get()
+            record = self.store.get(job_id)
+            if record is None or record.status != "queued":
+                continue
+            task = asyncio.create_task(self._run(record))
+            self.tasks[job_id] = task
+            try:
+                await task
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():
+                    raise  # the runner is closing; the job resumes at the next start
+            finally:
+                self.tasks.pop(job_id, None)
+                self.progress.pop(job_id, None)
+
+    async def _run(self, record: JobRecord) -> None:
+        job_id = record.id
+        self.progress[job_id] = {}
+        self.store.set_status(job_id, "running", started=True)
+        checkpoint = Checkpoint(self.store.checkpoint_dir(job_id))
+        options = DubOptions()
+        try:
+            options = from_dict(DubOptions, record.options)
+            job = await asyncio.to_thread(self._job, job_id, self.store.job_dir(job_id) / record.input_name, options)
+            await dub(job, self.stages, self._progress, checkpoint)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed(record, exc, options)
+            return
+        if checkpoint.hits:
+            self.store.add_event(job_id, "info", f"resumed: {checkpoint.hits} finished units reused from before")
+        self.store.set_status(job_id, "done")
+        await asyncio.to_thread(self._drop_work_files, job_id, record.input_name)
+        log.info("[%s] done", job_id)
+
+    def _progress(self, event: Event) -> None:
+        stages = self.progress.get(event.job_id)
+        if stages is not None:
+            stages[event.stage] = {"completed": event.completed, "total": event.total}
+
+    def _failed(self, record: JobRecord, exc: Exception, options: DubOptions) -> None:
+        job_id = record.id
+        error = user_error(exc)
+        if error is not None:
+            error = _scrubbed(error, self.store.job_dir(job_id) / record.input_name)
+            reason = {"type": type(error).__name__, "message": str(error)}
+            log.warning("[%s] failed: %s", job_id, error)
+        else:
+            message = f"internal error ({type(exc).__name__}); the server log has details"
+            reason = {"type": "InternalError", "message": message}
+            log.error("[%s] failed", job_id, exc_info=exc)
+        self.store.set_status(job_id, "failed", reason)
+        remove_outputs(self.store.out_dir(job_id), options.targets, options.formats)
+
+    def _drop_work_files(self, job_id: str, input_name: str) -> None:
+        """A finished job keeps only its artifacts: the input and checkpoint are no longer needed."""
+        shutil.rmtree(self.store.checkpoint_dir(job_id), ignore_errors=True)
+        (self.store.job_dir(job_id) / input_name).unlink(missing_ok=True)

@@ -1,0 +1,63 @@
+"""Serve on the session's Ray, HTTP on 127.0.0.1, and a helper to deploy dubgraph and talk to it."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.serve.synth import control
+
+APP = "dubgraph"
+TEST_SYNTH = "tests.serve.synth:CountingSynthesizer"
+POLL_S = 0.25
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def serve_port(ray_local) -> int:
+    from ray import serve
+
+    port = _free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    ctl = control()  # held here, so the actor lives as long as Serve does
+    yield port
+    del ctl
+    serve.shutdown()
+
+
+def deploy(port: int, **args) -> httpx.Client:
+    """Run the app with these DubAppArgs (offline profile, the counting synthesizer) and return a client."""
+    from ray import serve
+
+    from serve_app import DubAppArgs, build_app
+
+    args.setdefault("actors", {"synthesizer": TEST_SYNTH})
+    serve.run(build_app(DubAppArgs(**args)), name=APP, route_prefix="/")
+    headers = {"X-API-Key": args["api_key"]} if args.get("api_key") else {}
+    return httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=120)
+
+
+def wait_for(client: httpx.Client, job_id: str, until=("done", "failed"), timeout_s: float = 600) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = client.get(f"/v1/dubs/{job_id}").json()
+        if status["status"] in until or time.monotonic() > deadline:
+            return status
+        time.sleep(POLL_S)
+
+
+def submit(client: httpx.Client, path: Path, targets: str = "pt-br", **fields) -> str:
+    with open(path, "rb") as f:
+        files = {"audio": (path.name, f, "audio/wav")}
+        response = client.post("/v1/dubs", files=files, data={"targets": targets, **fields})
+    assert response.status_code == 202, response.text
+    return response.json()["id"]

@@ -1,0 +1,81 @@
+"""A test synthesizer: espeak-ng (the offline profile's voice) with a control actor the tests steer it by.
+
+The control counts every line actually synthesized, can slow lines down (so a test can act mid-job), fail the
+lines of chosen seeds (a line that always fails) and hold lines at a gate (a quiet moment to restart at).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import ray
+
+from actors.tts_espeak import EspeakSynthesizer
+
+CONTROL_NAME = "dubgraph-test-synth-control"
+NAMESPACE = "dubgraph-tests"
+
+
+@ray.remote(num_cpus=0)
+class SynthControl:
+    def __init__(self):
+        self.records: list[tuple[str, int]] = []
+        self.delay_s = 0.0
+        self.fail_seeds: set[int] = set()
+        self.paused = False
+        self.cutoff = 0  # tickets below it are refused once they reach the gate
+        self.tickets = 0
+        self.inside: dict[int, int] = {}  # pid -> lines being synthesized there (past the gate)
+
+    def configure(self, delay_s: float = 0.0, fail_seeds=(), paused: bool = False) -> None:
+        self.delay_s, self.fail_seeds, self.paused = delay_s, set(fail_seeds), paused
+
+    def refuse_waiting(self) -> None:
+        """Lines held at the gate now fail (their caller is gone), later ones wait for the gate as usual."""
+        self.cutoff = self.tickets
+
+    async def enter(self, seed: int, pid: int) -> bool:
+        ticket = self.tickets
+        self.tickets += 1
+        while self.paused and ticket >= self.cutoff:
+            await asyncio.sleep(0.02)
+        if ticket < self.cutoff or seed in self.fail_seeds:
+            return False
+        self.inside[pid] = self.inside.get(pid, 0) + 1
+        await asyncio.sleep(self.delay_s)
+        return True
+
+    def leave(self, text: str, seed: int, pid: int, synthesized: bool) -> None:
+        self.inside[pid] -= 1
+        if synthesized:
+            self.records.append((text, seed))
+
+    def forget(self, pid: int) -> None:
+        """A killed process never leaves: drop what it had in flight."""
+        self.inside.pop(pid, None)
+
+    def state(self) -> dict:
+        return {"records": list(self.records), "inside": dict(self.inside)}
+
+
+def control():
+    """The control actor of this Ray session (created on first use)."""
+    return SynthControl.options(name=CONTROL_NAME, namespace=NAMESPACE, get_if_exists=True).remote()
+
+
+class CountingSynthesizer(EspeakSynthesizer):
+    """EspeakSynthesizer whose every ``synthesize`` passes the control's gate and is counted."""
+
+    def synthesize(self, text, language, conditionals, seed=0, exaggeration=0.5, cfg_weight=0.5, temperature=0.8):
+        ctl = ray.get_actor(CONTROL_NAME, namespace=NAMESPACE)
+        pid = os.getpid()
+        if not ray.get(ctl.enter.remote(seed, pid)):
+            raise RuntimeError(f"the test control refused the line with seed {seed}")
+        done = False
+        try:
+            clip = super().synthesize(text, language, conditionals, seed, exaggeration, cfg_weight, temperature)
+            done = True
+            return clip
+        finally:
+            ray.get(ctl.leave.remote(text, seed, pid, done))

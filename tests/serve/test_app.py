@@ -1,0 +1,210 @@
+"""The HTTP API on real Serve (local Ray, CPU, offline profile): end to end, errors, a killed replica, 16 jobs.
+
+The synthesizer is espeak-ng behind the test control (tests/serve/synth.py), which counts and can slow lines.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import ray
+import soundfile as sf
+
+from tests.fixtures import make_dialogue
+from tests.serve.conftest import APP, deploy, submit, wait_for
+from tests.serve.synth import control
+
+KEY = "serve-test-key"
+
+
+@pytest.fixture(scope="module")
+def client(serve_port, sample_wav, tmp_path_factory):
+    from ray import serve
+
+    jobs = tmp_path_factory.mktemp("jobs")
+    http = deploy(serve_port, job_dir=str(jobs), api_key=KEY, max_upload_mb=4, max_duration_s=120,
+                  max_running_jobs=16, input_roots=[str(sample_wav.parent)])  # fmt: skip
+    yield http
+    http.close()
+    serve.delete(APP)
+
+
+def artifacts(client, status: dict) -> dict[str, bytes]:
+    urls = {f"{lang}.{fmt}": url for lang, fmts in status["links"]["languages"].items() for fmt, url in fmts.items()}
+    urls["manifest.json"] = status["links"]["manifest"]
+    files = {}
+    for name, url in urls.items():
+        response = client.get(url)
+        assert response.status_code == 200, (name, response.text)
+        files[name] = response.content
+    return files
+
+
+def test_dub_sample_end_to_end(client, sample_wav):
+    with open(sample_wav, "rb") as f:
+        response = client.post("/v1/dubs", files={"audio": ("sample.wav", f, "audio/wav")}, data={"targets": "pt-br"})
+    assert response.status_code == 202 and response.headers["Location"] == f"/v1/dubs/{response.json()['id']}"
+    job_id = response.json()["id"]
+    seen_progress = False
+    while (status := client.get(f"/v1/dubs/{job_id}").json())["status"] not in ("done", "failed"):
+        seen_progress = seen_progress or (status["status"] == "running" and bool(status["progress"]))
+        time.sleep(0.2)
+    assert status["status"] == "done", status
+    assert seen_progress
+    files = artifacts(client, status)
+    assert set(files) == {"pt-br.wav", "pt-br.flac", "pt-br.srt", "pt-br.vtt", "manifest.json"}
+    manifest = client.get(status["links"]["manifest"]).json()
+    lines = manifest["languages"]["pt-br"]["lines"]
+    assert len(lines) >= 4 and len(manifest["speakers"]) == 2
+    for line in lines:
+        assert abs(line["start_s"] - line["source_start_s"]) <= 0.02, line
+        assert line["text"] and "synthesis_failed" not in line["flags"]
+    assert manifest["duration_s"] == pytest.approx(30.0, abs=1e-3)
+    for fmt in ("wav", "flac"):
+        track, sr = sf.read(io.BytesIO(files[f"pt-br.{fmt}"]), dtype="float32")
+        assert len(track) / sr == pytest.approx(manifest["duration_s"], abs=1e-3)  # the dub is as long as the input
+    assert files["pt-br.srt"].decode().count(" --> ") == files["pt-br.vtt"].decode().count(" --> ") == len(lines)
+    ranged = client.get(status["links"]["languages"]["pt-br"]["wav"], headers={"Range": "bytes=100-199"})
+    assert ranged.status_code == 206 and ranged.content == files["pt-br.wav"][100:200]
+    assert ranged.headers["Content-Range"] == f"bytes 100-199/{len(files['pt-br.wav'])}"
+
+
+def _tone(path, seconds: float):
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"sine=frequency=300:duration={seconds}", "-c:a", "libmp3lame", "-b:a", "8k", str(path)],
+                   check=True)  # fmt: skip
+    return path
+
+
+def _chunks(total: int):
+    yield b'--b\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n\r\n'
+    for _ in range(total // 2**16):
+        yield os.urandom(2**16)
+
+
+def test_every_error_is_json_and_the_server_keeps_serving(client, sample_wav, tmp_path):
+    wav = sample_wav.read_bytes()
+    long_mp3 = _tone(tmp_path / "long.mp3", 130).read_bytes()
+
+    def dub(data=None, audio=wav, name="a.wav", **kw):
+        files = {"audio": (name, audio, "audio/wav")} if audio is not None else None
+        return client.post("/v1/dubs", data={"targets": "pt-br", **(data or {})}, files=files, **kw)
+
+    cases = [
+        (401, lambda: client.get("/v1/dubs/x", headers={"X-API-Key": ""})),
+        (401, lambda: client.post("/v1/translate", json={"texts": ["hi"], "target": "pt-br"},
+                                  headers={"X-API-Key": "wrong"})),  # fmt: skip
+        (422, lambda: dub({"targets": "xx"})),
+        (422, lambda: dub({"speakers": "two"})),
+        (422, lambda: dub({"colour": "blue"})),
+        (422, lambda: dub({"options": '{"nope": 1}'})),
+        (422, lambda: dub({"options": "not json"})),
+        (422, lambda: dub({"profile": "full"})),
+        (422, lambda: dub(audio=None)),
+        (422, lambda: dub({"path": "/etc/passwd"}, audio=None)),
+        (422, lambda: client.post("/v1/translate", json={"texts": ["hi"], "target": "xx"})),
+        (422, lambda: client.post("/v1/translate", json={"texts": [], "target": "pt-br"})),
+        (422, lambda: client.post("/v1/translate", json={"texts": ["hi"], "target": "pt-br", "extra": 1})),
+        (413, lambda: dub(audio=os.urandom(5 * 2**20))),
+        (413, lambda: client.post("/v1/dubs", content=_chunks(5 * 2**20),  # no Content-Length: counted as it streams
+                                  headers={"Content-Type": "multipart/form-data; boundary=b"})),  # fmt: skip
+        (413, lambda: dub(audio=long_mp3, name="long.mp3")),
+        (413, lambda: client.post("/v1/translate", json={"texts": ["hi"] * 300, "target": "pt-br"})),
+        (415, lambda: dub(audio=b"This is a text file that somebody named .wav.\n" * 20)),
+        (415, lambda: dub(audio=b"")),
+        (415, lambda: client.post("/v1/dubs", content=b"targets=pt-br", headers={"Content-Type": "text/plain"})),
+        (404, lambda: client.get("/v1/dubs/" + "A" * 22)),
+        (404, lambda: client.get("/v1/dubs/../../etc/passwd")),
+        (404, lambda: client.get("/v1/dubs/" + "A" * 22 + "/pt-br.wav")),
+        (404, lambda: client.delete("/v1/dubs/" + "A" * 22)),
+    ]
+    for expected, request in cases:
+        response = request()
+        assert response.status_code == expected, (expected, response.status_code, response.text)
+        error = response.json()["error"]
+        assert error["status"] == expected and error["message"] and "Traceback" not in response.text
+        assert "/input" not in error["message"]  # no server paths: an upload is "the audio"
+        good = client.post("/v1/translate", json={"texts": ["Good morning."], "target": "pt-br"})
+        assert good.status_code == 200 and good.json()["translations"] == ["Bom dia."]
+    assert dub({"targets": "xx"}).json()["error"]["supported"] == ["pt-br"]
+    assert client.get("/healthz").json() == {"status": "ok"} and client.get("/readyz").json()["ready"] is True
+
+    accepted = client.post("/v1/dubs", json={"path": str(sample_wav), "targets": "pt-br", "speakers": 2})
+    assert accepted.status_code == 202, accepted.text
+    status = wait_for(client, accepted.json()["id"])
+    assert status["status"] == "done", status
+    assert client.get(f"/v1/dubs/{status['id']}/de.wav").status_code == 404
+    assert client.get(f"/v1/dubs/{status['id']}/pt-br.mp3").status_code == 404
+    assert client.delete(f"/v1/dubs/{status['id']}").json() == {"id": status["id"], "deleted": True}
+    assert client.get(f"/v1/dubs/{status['id']}").status_code == 404
+
+
+def test_killed_synthesizer_replica_mid_job(client, dialogue):
+    """Lines in flight on a killed replica are retried elsewhere; a line that fails twice is flagged, not fatal."""
+    ctl = control()
+    ray.get(ctl.configure.remote(delay_s=1.0, fail_seeds=[1]))  # seed 1 = line u0001: it always fails
+    try:
+        job_id = submit(client, dialogue.path)
+        while not (busy := [pid for pid, n in ray.get(ctl.state.remote())["inside"].items() if n > 0]):
+            time.sleep(0.05)
+        os.kill(busy[0], signal.SIGKILL)
+        ray.get(ctl.forget.remote(busy[0]))
+        status = wait_for(client, job_id)
+    finally:
+        ray.get(ctl.configure.remote())
+    assert status["status"] == "done", status
+    retried = [e["message"] for e in status["log"] if "retrying" in e["message"] and "u0001" not in e["message"]]
+    assert retried, status["log"]
+    assert not any("Traceback" in e["message"] or "File " in e["message"] for e in status["log"]), status["log"]
+    assert any("u0001" in e["message"] and "left silent" in e["message"] for e in status["log"])
+    manifest = client.get(status["links"]["manifest"]).json()["languages"]["pt-br"]
+    assert "u0001" in manifest["lines_flagged"]
+    for line in manifest["lines"]:
+        assert ("synthesis_failed" in line["flags"]) == (line["utterance_id"] == "u0001"), line
+
+
+ANIMALS = ("cat", "dog", "horse", "rabbit", "tiger", "eagle", "whale", "monkey",
+           "turtle", "parrot", "lion", "zebra", "camel", "goat", "sheep", "panda")  # fmt: skip
+COLOURS = ("red", "blue", "green", "yellow", "purple", "orange", "black", "white",
+           "silver", "golden", "brown", "pink", "grey", "violet", "crimson", "dark")  # fmt: skip
+
+
+def _conversations(root, count: int):
+    """``count`` short two-speaker clips, every job with its own two voices and its own words."""
+    paths = []
+    for i in range(count):
+        male, female = f"serve{i}m", f"serve{i}f"
+        make_dialogue.VOICES.setdefault(male, (f"en-us+m{1 + i % 7}", 10 + 4 * i, 150 + 2 * i))
+        make_dialogue.VOICES.setdefault(female, (f"en-us+f{1 + i % 5}", 40 + 3 * i, 160 + i))
+        colour, animal = COLOURS[i], ANIMALS[i]
+        script = ((male, f"Have you ever seen a {colour} {animal} in the garden?"),
+                  (female, f"Yes, the {colour} {animal} was sleeping near the river yesterday."))  # fmt: skip
+        paths.append(make_dialogue.build_dialogue(root / f"job{i}.wav", script).path)
+    return paths
+
+
+def _outputs(client, status: dict) -> tuple[dict, np.ndarray]:
+    files = artifacts(client, status)
+    manifest = client.get(status["links"]["manifest"]).json()
+    for varying in ("job_id", "input", "stage_s"):
+        manifest.pop(varying)
+    return manifest, sf.read(io.BytesIO(files["pt-br.wav"]), dtype="float32")[0]
+
+
+@pytest.mark.slow
+def test_sixteen_concurrent_jobs_match_each_job_run_alone(client, tmp_path):
+    paths = _conversations(tmp_path, 16)
+    alone = [_outputs(client, wait_for(client, submit(client, path))) for path in paths]
+    ids = [submit(client, path) for path in paths]
+    together = [wait_for(client, job_id) for job_id in ids]
+    assert [s["status"] for s in together] == ["done"] * 16
+    for path, (manifest, track), status in zip(paths, alone, together):
+        manifest_now, track_now = _outputs(client, status)
+        assert manifest_now == manifest, path.name
+        assert np.array_equal(track_now, track), path.name  # no other job's voice or line in this one

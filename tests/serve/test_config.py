@@ -1,0 +1,28 @@
+"""The shipped Serve configs are valid Serve schemas whose args and deployment names fit serve_app."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", ["serve_config.yaml", "serve_config.gpu.yaml"])
+def test_config_matches_the_app(name):
+    from ray.serve.schema import ServeDeploySchema
+
+    from actors.models import PROFILES
+    from actors.serving import Diarizer, Synthesizer, Transcriber, Translator
+    from serve_app import DubAppArgs, DubIngress, build_app
+
+    config = ServeDeploySchema.model_validate(yaml.safe_load((ROOT / name).read_text()))
+    (app,) = config.applications
+    assert app.import_path == "serve_app:build_app"
+    args = DubAppArgs.model_validate(app.args)
+    assert args.profile in PROFILES
+    build_app(args)
+    names = {d.name for d in (DubIngress, Transcriber, Diarizer, Translator, Synthesizer)}
+    assert {d.name for d in app.deployments} == names
+    ingress = next(d for d in app.deployments if d.name == "DubIngress")
+    assert ingress.num_replicas == 1 and not ingress.ray_actor_options.num_gpus  # the job runner: one, on CPU

@@ -1,0 +1,167 @@
+"""The job store and runner without Serve: the pipeline's in-process stand-ins (tests/unit/test_pipeline.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from actors.models import Profile
+from graph.jobs import ID_PATTERN, JobQueueFull, JobRunner, JobStore, Limits
+from graph.options import DubOptions
+from graph.stages import LocalStage
+from tests.unit.test_pipeline import LINES, SR, ToneVoice, recording, stages  # noqa: F401 (recording: fixture)
+
+PROFILE = Profile("tone", "in-process stand-ins", (), sources=("en",), targets=("pt-br", "es"))
+OPTIONS = DubOptions(targets=("pt-br",), profile="tone")
+
+
+class GatedVoice(ToneVoice):
+    """Lets ``open_lines`` lines through, then holds every further line until ``gate`` is set."""
+
+    def __init__(self, open_lines: int):
+        super().__init__()
+        self.open_lines = open_lines
+        self.admitted = 0
+        self.finished = 0
+        self.gate = threading.Event()
+
+    def synthesize(self, *args):
+        with self.lock:
+            self.admitted += 1
+            held = self.admitted > self.open_lines
+        if held:
+            self.gate.wait(30)
+        clip = super().synthesize(*args)
+        with self.lock:
+            self.finished += 1
+        return clip
+
+
+def copier(source: Path):
+    return lambda job_dir: Path(shutil.copy(source, job_dir / "input.wav"))
+
+
+async def settled(runner: JobRunner, job_id: str, timeout_s: float = 30) -> str:
+    for _ in range(int(timeout_s / 0.02)):
+        status = runner.store.get(job_id).status
+        if status in ("done", "failed"):
+            return status
+        await asyncio.sleep(0.02)
+    raise TimeoutError(job_id)
+
+
+def test_a_job_runs_to_done_and_keeps_only_its_artifacts(recording, tmp_path):
+    async def main():
+        runner = JobRunner(JobStore(tmp_path), stages(ToneVoice()), PROFILE)
+        await runner.start()
+        record = await runner.submit(OPTIONS, copier(recording))
+        assert ID_PATTERN.match(record.id) and record.status == "queued"
+        assert (tmp_path / record.id / "input.wav").is_file()  # saved before the job was accepted
+        assert await settled(runner, record.id) == "done"
+        await runner.close()
+        return runner, record.id
+
+    runner, job_id = asyncio.run(main())
+    assert sorted(p.name for p in (tmp_path / job_id).iterdir()) == ["out"]
+    assert {p.name for p in (tmp_path / job_id / "out").iterdir()} >= {"manifest.json", "pt-br.wav", "pt-br.srt"}
+    status = runner.status(job_id)
+    assert status["status"] == "done" and status["runs"] == 1 and status["targets"] == ["pt-br"]
+    assert runner.store.get("../" + job_id) is None and runner.status("x" * 22) is None
+
+
+def test_a_full_queue_refuses_with_retry_after(recording, tmp_path):
+    async def main():
+        runner = JobRunner(JobStore(tmp_path), stages(ToneVoice()), PROFILE, Limits(max_queued=1, retry_after_s=7))
+        await runner.submit(OPTIONS, copier(recording))  # not started: it stays queued
+        with pytest.raises(JobQueueFull) as refused:
+            await runner.submit(OPTIONS, copier(recording))
+        assert refused.value.http_status == 503 and refused.value.retry_after_s == 7
+        assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1  # the refused job left nothing behind
+
+    asyncio.run(main())
+
+
+def test_delete_cancels_a_running_job_and_removes_its_files(recording, tmp_path):
+    voice = GatedVoice(open_lines=1)
+
+    async def main():
+        runner = JobRunner(JobStore(tmp_path), stages(voice), PROFILE)
+        await runner.start()
+        record = await runner.submit(OPTIONS, copier(recording))
+        while voice.admitted < 2:
+            await asyncio.sleep(0.02)
+        assert runner.store.get(record.id).status == "running"
+        deleted = await runner.delete(record.id), await runner.delete(record.id)
+        voice.gate.set()
+        await runner.close()
+        assert deleted == (True, False)
+        return runner, record.id
+
+    runner, job_id = asyncio.run(main())
+    assert runner.store.get(job_id) is None and not (tmp_path / job_id).exists()
+
+
+def test_restart_resumes_running_and_queued_jobs_without_redoing_finished_lines(recording, tmp_path):
+    first = GatedVoice(open_lines=2)
+    again = ToneVoice()
+
+    async def before_restart():
+        runner = JobRunner(JobStore(tmp_path), stages(first), PROFILE, Limits(max_running=1))
+        await runner.start()
+        running = await runner.submit(OPTIONS, copier(recording))
+        queued = await runner.submit(OPTIONS, copier(recording))
+        while first.admitted < 3:  # two lines finished, the third held
+            await asyncio.sleep(0.02)
+        await runner.close()
+        runner.store.close()
+        finished = first.finished
+        first.gate.set()  # the held lines now finish, but nobody is waiting for them any more
+        return running.id, queued.id, finished
+
+    async def after_restart(ids):
+        runner = JobRunner(JobStore(tmp_path), stages(again), PROFILE, Limits(max_running=1))
+        await runner.start()
+        assert [await settled(runner, job_id) for job_id in ids] == ["done", "done"]
+        return runner
+
+    *ids, finished = asyncio.run(before_restart())
+    assert finished == 2
+    runner = asyncio.run(after_restart(ids))
+    assert again.calls == 2 * len(LINES) - finished  # finished lines came from the checkpoint
+    assert again.prepared == 2  # the queued job's two speakers; the resumed job's came from its checkpoint
+    resumed, fresh = (runner.status(job_id) for job_id in ids)
+    assert resumed["runs"] == 2 and fresh["runs"] == 1
+    assert any("reused" in event["message"] for event in resumed["log"])
+
+
+def test_failures_are_reported_with_a_reason_and_no_traceback(recording, tmp_path):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(2 * SR, np.float32), SR)
+
+    class Broken:
+        def transcribe(self, wave, options):
+            raise RuntimeError("model crashed\nTraceback (most recent call last): ...")
+
+    async def main():
+        plain = JobRunner(JobStore(tmp_path / "a"), stages(ToneVoice()), PROFILE)
+        await plain.start()
+        silent_job = await plain.submit(OPTIONS, copier(silent))
+        broken_stages = stages(ToneVoice())
+        broken_stages.asr = LocalStage(Broken())
+        broken = JobRunner(JobStore(tmp_path / "b"), broken_stages, PROFILE)
+        await broken.start()
+        crashed_job = await broken.submit(OPTIONS, copier(recording))
+        assert await settled(plain, silent_job.id) == await settled(broken, crashed_job.id) == "failed"
+        await plain.close()
+        await broken.close()
+        return plain.status(silent_job.id)["error"], broken.status(crashed_job.id)["error"]
+
+    silent_error, crashed_error = asyncio.run(main())
+    assert silent_error["type"] == "BadAudio" and "silent" in silent_error["message"]
+    assert crashed_error["type"] == "InternalError" and "Traceback" not in crashed_error["message"]
