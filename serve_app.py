@@ -21,7 +21,7 @@ from ray.serve import Application
 
 from actors.serving import Diarizer, Synthesizer, Transcriber, Translator, profile_with, serve_stages
 from graph import api
-from graph.errors import DubError, JobNotFound
+from graph.errors import DubError, JobNotFound, RequestTooLarge
 from graph.jobs import JobRunner, JobStore, Limits
 from graph.languages import language
 from graph.options import TranslateOptions
@@ -122,7 +122,7 @@ class DubIngress:
     async def translate(self, body: api.TranslateRequest) -> api.TranslateResponse:
         most, longest = self.args.translate_max_texts, self.args.translate_max_chars
         if len(body.texts) > most or max(map(len, body.texts)) > longest:
-            raise api.RequestTooLarge(f"at most {most} texts of {longest} characters each")
+            raise RequestTooLarge(f"at most {most} texts of {longest} characters each")
         source = language(body.source, self.profile.sources, "source").code
         target = language(body.target, self.profile.targets).code
         options = TranslateOptions(n_best=body.n_best, num_beams=max(body.n_best, TranslateOptions().num_beams))

@@ -26,7 +26,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from .errors import AudioTooLarge, BadInput, DubError, JobNotFound, UnsupportedLanguage
+from .errors import (
+    AudioTooLarge,
+    BadInput,
+    DubError,
+    JobNotFound,
+    Unauthorized,
+    UnsupportedLanguage,
+    UnsupportedMediaType,
+)
 from .jobs import JobQueueFull, user_error
 from .languages import parse_targets
 from .options import DubOptions, from_dict
@@ -41,18 +49,6 @@ MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "srt": "application/x-s
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 UPLOAD_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 COPY_CHUNK = 1 << 20
-
-
-class Unauthorized(DubError):
-    http_status = 401
-
-
-class UnsupportedMediaType(DubError):
-    http_status = 415
-
-
-class RequestTooLarge(DubError):
-    http_status = 413
 
 
 class TranslateRequest(BaseModel):

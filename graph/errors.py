@@ -68,6 +68,24 @@ class OutputNotWritable(DubError):
     http_status = 500
 
 
+class Unauthorized(DubError):
+    """A missing or wrong API key."""
+
+    http_status = 401
+
+
+class UnsupportedMediaType(DubError):
+    """An upload whose content type is not audio or video."""
+
+    http_status = 415
+
+
+class RequestTooLarge(DubError):
+    """A request body over the configured size limit."""
+
+    http_status = 413
+
+
 class QueueFull(DubError):
     """Too much work is queued; try again later."""
 

@@ -49,18 +49,7 @@ def _hooks(model) -> dict[str, int]:
     return {name: len(m._forward_hooks) + len(m._forward_pre_hooks) for name, m in modules.items()}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_intra_op_thread():
-    """One torch thread per caller: tiny ops on an oversubscribed 2-core box crawl with OpenMP's spin-waits."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def synth(tiny_chatterbox_spec) -> Synthesizer:
-    return Synthesizer(tiny_chatterbox_spec, device="cpu")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -37,17 +37,7 @@ LINES = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_intra_op_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def synth(tiny_chatterbox_spec) -> Synthesizer:
-    return Synthesizer(tiny_chatterbox_spec, device="cpu")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
