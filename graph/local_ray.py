@@ -32,6 +32,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs) 
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
         _reload_auth_config()
     kwargs.setdefault("include_dashboard", False)
+    kwargs.setdefault("logging_level", logging.WARNING)
     kwargs.setdefault("log_to_driver", True)
     ray.init(address="local", num_cpus=num_cpus, runtime_env=runtime_env, **kwargs)  # never a stray `ray start`
     log.info("started an embedded Ray (token auth on) with %s CPUs", ray.cluster_resources().get("CPU"))

@@ -46,7 +46,7 @@ def test_six_files_are_dubbed_with_outputs_and_run_manifest(first_run, clip_dir)
         assert " --> " in (out / item["outputs"]["pt-br"]["srt"]).read_text()
         job = json.loads((out / item["manifest"]).read_text())
         assert job["options"] == data["settings"]["options"]  # the options travel with every output
-        assert job["input"] == item["input"] and job["languages"]["pt-br"]["lines"]
+        assert job["input"] == Path(item["input"]).name and job["languages"]["pt-br"]["lines"]
         assert {"decode", "asr", "diarize", "translate:pt-br", "synthesize:pt-br"} <= set(item["stage_s"])
     progress = data["progress"]
     assert progress["items_done"] == progress["items_total"] == 6 and progress["eta_s"] == 0
