@@ -1,0 +1,160 @@
+"""One scenario, both pipelines, measured the same way: wall time, peak RSS, conditionals, placement quality."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pickle
+import re
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.baseline import BaselineProcess, BaselineResult
+from bench.scenarios import PeakRss, tree
+from graph.options import DubOptions
+
+
+@dataclass(frozen=True)
+class Quality:
+    start_error_ms: tuple[float, ...]  # |placed start - source line start| per line and language
+    output_over_input: float  # mean over languages
+    flagged: int | None  # None: the pipeline flags nothing
+
+    @property
+    def mean_ms(self) -> float:
+        return statistics.fmean(self.start_error_ms) if self.start_error_ms else 0.0
+
+    @property
+    def max_ms(self) -> float:
+        return max(self.start_error_ms, default=0.0)
+
+
+@dataclass
+class Run:
+    """What one pipeline did on one scenario."""
+
+    wall_s: float
+    dub_s: float  # seconds of dubbed audio written, all languages
+    peak_rss_mb: float  # sum of RSS over the processes
+    peak_pss_mb: float  # sum of PSS: shared pages counted once
+    conditionals: int
+    lines: int  # source lines (utterances)
+    quality: Quality
+    stage_s: dict[str, float]
+    busy_s: dict[str, float] = field(default_factory=dict)  # synthesizer thread-seconds (graph)
+    store: dict[str, Any] = field(default_factory=dict)  # object store after the run (graph)
+
+    @property
+    def dub_per_s(self) -> float:
+        return self.dub_s / self.wall_s if self.wall_s else 0.0
+
+
+def bench_options(targets: tuple[str, ...], speakers: int, profile: str) -> DubOptions:
+    """What both pipelines get: the known speaker count, WAV only (the baseline writes nothing else)."""
+    from graph.options import DiarizeOptions
+
+    return DubOptions(targets=targets, profile=profile, diarize=DiarizeOptions(num_speakers=speakers), formats=("wav",))
+
+
+def run_baseline(baseline: BaselineProcess, input_path: Path, out_dir: Path, options: DubOptions) -> Run:
+    import psutil
+
+    child = psutil.Process(baseline.pid)
+    with PeakRss(lambda: tree(child)) as rss:
+        result, wall = baseline.dub(input_path, out_dir, options)
+    return baseline_run(result, wall, rss)
+
+
+def baseline_run(result: BaselineResult, wall_s: float, rss: PeakRss) -> Run:
+    errors = tuple(abs(line.start_s - line.source_start_s) * 1000 for line in result.lines)
+    ratio = statistics.fmean(s / result.input_s for s in result.output_s.values())
+    stages = dict(result.stage_s)
+    return Run(
+        wall_s, sum(result.output_s.values()), rss.peak_mb, rss.peak_pss_mb, result.conditionals,
+        len(result.lines) // max(1, len(result.output_s)), Quality(errors, ratio, None), stages,
+    )
+
+
+def start_graph(profile, replicas) -> Any:
+    """Actor pools of ``profile`` with their models loaded (the clock of a job starts after this).
+
+    The driver unpickles every speaker's conditionals (``ActorPool.call_ref`` awaits the value), which imports
+    chatterbox; done inside Ray's callbacks for two speakers at once, that import deadlocks the driver, so it
+    is imported here first.
+    """
+    import chatterbox.mtl_tts  # noqa: F401
+    import ray
+
+    from graph.runner import start_stages
+
+    stages = start_stages(profile, replicas)
+    handles = [h for pool in (stages.asr, stages.diarizer, stages.translator, stages.synthesizer) for h in pool.handles]
+    ray.get([h.__ray_ready__.remote() for h in handles])
+    return stages
+
+
+def run_graph(stages, profile, input_path: Path, out_dir: Path, options: DubOptions, exclude_pids=()) -> Run:
+    """One job through ``graph.pipeline.dub`` on warm actors; RSS over the driver and every Ray process."""
+    import psutil
+    import ray
+
+    from graph.pipeline import dub
+    from graph.runner import make_job
+
+    synthesizers = stages.synthesizer.handles
+    ray.get([h.busy.remote() for h in synthesizers])  # reset
+    job = make_job(input_path, out_dir, options, profile)
+    conditionals: dict[str, Any] = {}
+    driver = psutil.Process(os.getpid())
+    with PeakRss(lambda: tree(driver, exclude_pids)) as rss:
+        started = time.perf_counter()
+        result = asyncio.run(dub(job, stages, conditionals=conditionals))
+        wall = time.perf_counter() - started
+    busy: dict[str, float] = {}
+    for stats in ray.get([h.busy.remote() for h in synthesizers]):
+        for part, seconds in stats["seconds"].items():
+            busy[part] = busy.get(part, 0.0) + seconds
+    manifest = json.loads(Path(result.manifest).read_text())
+    return Run(
+        wall, _dub_seconds(Path(out_dir), manifest), rss.peak_mb, rss.peak_pss_mb,
+        sum(bool(v["computed"]) for v in manifest["voices"].values()), len(manifest["utterances"]),
+        graph_quality(Path(out_dir), manifest), dict(result.stage_s), busy, object_store(conditionals),
+    )
+
+
+def _dub_seconds(out_dir: Path, manifest: dict) -> float:
+    import soundfile as sf
+
+    return sum(sf.info(out_dir / f"{lang}.wav").duration for lang in manifest["languages"])
+
+
+def graph_quality(out_dir: Path, manifest: dict) -> Quality:
+    import soundfile as sf
+
+    errors, ratios, flagged = [], [], 0
+    for lang, output in manifest["languages"].items():
+        errors += [abs(line["start_s"] - line["source_start_s"]) * 1000 for line in output["lines"]]
+        ratios.append(sf.info(out_dir / f"{lang}.wav").duration / manifest["duration_s"])
+        flagged += len(output["lines_flagged"])
+    return Quality(tuple(errors), statistics.fmean(ratios), flagged)
+
+
+def object_store(conditionals: dict[str, Any]) -> dict[str, Any]:
+    """The conditionals objects a job left (one per speaker) and Ray's object store totals right after it."""
+    import ray
+    from ray._private.internal_api import memory_summary
+
+    refs = [ref for ref in conditionals.values() if isinstance(ref, ray.ObjectRef)]
+    sizes = [len(pickle.dumps(value)) for value in ray.get(refs)]
+    summary = memory_summary(address=ray.get_runtime_context().gcs_address, stats_only=True)
+    found = re.search(r"Plasma memory usage (\S+) MiB, (\d+) objects", summary)
+    return {
+        "conditionals_objects": len(refs),
+        "conditionals_kb": [round(size / 1024, 1) for size in sizes],
+        "plasma_mib": float(found.group(1)) if found else None,
+        "plasma_objects": int(found.group(2)) if found else None,
+    }
