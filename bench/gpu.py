@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from actors.models import Profile
-from bench.scenarios import CPU_SCENARIOS, TARGETS, build_input, cpu_profile, machine, models_dir, synthesizer_spec
+from bench.scenarios import CPU_SCENARIOS, build_input, cpu_profile, machine, models_dir, synthesizer_spec
 
 REPLICAS = (1, 2, 4, 8)
 SCENARIOS = ("2x10x1", "3x20x3")
@@ -108,5 +108,6 @@ def gpu_report(rows, info: dict[str, str], device: str, threads: int) -> str:
         "",
         f"- Goal >= {GOAL_DUB_PER_S:.0f} s of dubbed audio per wall second: best {best.graph.dub_per_s:.1f} "
         f"({best.scenario}, {best.replicas} replicas): {verdict}.",
-        f"- Load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}; finished {time.strftime('%H:%M')}.",
+        f"- Load average at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())}; "
+        f"finished {time.strftime('%H:%M')}.",
     ])

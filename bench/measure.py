@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import pickle
-import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -61,10 +60,7 @@ def bench_options(targets: tuple[str, ...], speakers: int, profile: str) -> DubO
 
 
 def run_baseline(baseline: BaselineProcess, input_path: Path, out_dir: Path, options: DubOptions) -> Run:
-    import psutil
-
-    child = psutil.Process(baseline.pid)
-    with PeakRss(lambda: tree(child)) as rss:
+    with PeakRss(lambda: tree(baseline.pid)) as rss:
         result, wall = baseline.dub(input_path, out_dir, options)
     return baseline_run(result, wall, rss)
 
@@ -99,7 +95,6 @@ def start_graph(profile, replicas) -> Any:
 
 def run_graph(stages, profile, input_path: Path, out_dir: Path, options: DubOptions, exclude_pids=()) -> Run:
     """One job through ``graph.pipeline.dub`` on warm actors; RSS over the driver and every Ray process."""
-    import psutil
     import ray
 
     from graph.pipeline import dub
@@ -109,8 +104,7 @@ def run_graph(stages, profile, input_path: Path, out_dir: Path, options: DubOpti
     ray.get([h.busy.remote() for h in synthesizers])  # reset
     job = make_job(input_path, out_dir, options, profile)
     conditionals: dict[str, Any] = {}
-    driver = psutil.Process(os.getpid())
-    with PeakRss(lambda: tree(driver, exclude_pids)) as rss:
+    with PeakRss(lambda: tree(os.getpid(), exclude_pids)) as rss:
         started = time.perf_counter()
         result = asyncio.run(dub(job, stages, conditionals=conditionals))
         wall = time.perf_counter() - started
@@ -143,18 +137,22 @@ def graph_quality(out_dir: Path, manifest: dict) -> Quality:
     return Quality(tuple(errors), statistics.fmean(ratios), flagged)
 
 
-def object_store(conditionals: dict[str, Any]) -> dict[str, Any]:
-    """The conditionals objects a job left (one per speaker) and Ray's object store totals right after it."""
+def object_store(conditionals: dict[str, Any], settle_s: float = 1.0) -> dict[str, Any]:
+    """The conditionals objects a job left (one per speaker) and Ray's object store right after it.
+
+    Ray frees a finished job's other objects (the decoded input, line clips) asynchronously: the store is read
+    after ``settle_s``.
+    """
     import ray
-    from ray._private.internal_api import memory_summary
+    from ray._private.internal_api import get_memory_info_reply, get_state_from_address
 
     refs = [ref for ref in conditionals.values() if isinstance(ref, ray.ObjectRef)]
     sizes = [len(pickle.dumps(value)) for value in ray.get(refs)]
-    summary = memory_summary(address=ray.get_runtime_context().gcs_address, stats_only=True)
-    found = re.search(r"Plasma memory usage (\S+) MiB, (\d+) objects", summary)
+    time.sleep(settle_s)
+    stats = get_memory_info_reply(get_state_from_address(ray.get_runtime_context().gcs_address)).store_stats
     return {
         "conditionals_objects": len(refs),
         "conditionals_kb": [round(size / 1024, 1) for size in sizes],
-        "plasma_mib": float(found.group(1)) if found else None,
-        "plasma_objects": int(found.group(2)) if found else None,
+        "store_kb": round(stats.object_store_bytes_used / 1024, 1),
+        "store_objects": int(stats.num_local_objects),
     }

@@ -102,9 +102,10 @@ def memory_lines(rows: list[Row]) -> list[str]:
         kb = ", ".join(f"{k:.0f}" for k in store["conditionals_kb"])
         out.append(
             f"- {r.scenario}, {r.replicas} synthesizer replica(s): peak of the whole Ray cluster + driver "
-            f"{r.graph.peak_rss_mb:,.0f} MB RSS summed, {r.graph.peak_pss_mb:,.0f} MB PSS summed; conditionals objects {store['conditionals_objects']} for "
+            f"{r.graph.peak_rss_mb:,.0f} MB RSS summed, {r.graph.peak_pss_mb:,.0f} MB PSS summed; "
+            f"conditionals objects {store['conditionals_objects']} for "
             f"{r.graph.conditionals} speakers computed (KB each: {kb}); object store after the job: "
-            f"{store['plasma_objects']} objects, {store['plasma_mib']} MiB"
+            f"{store['store_objects']} objects, {store['store_kb']:,.0f} KB"
         )
     return out
 

@@ -1,7 +1,8 @@
 """`python -m bench.run` (`make bench`): dubgraph vs the serialized baseline, side by side, on this machine.
 
 Per scenario the baseline (its own process, bench/baseline.py) and the graph (Ray actors, graph/pipeline.py) dub
-the same input with the same models and thread budget, one after the other; models load before the clocks start.
+the same input with the same models and thread budget, one after the other; models load, and each pipeline dubs
+the first scenario once untimed (first-call costs), before the clocks start.
 Then the graph runs once more with 4 synthesizer replicas to state its memory. The tables are printed and
 appended to bench/RESULTS.md. ``--gpu`` runs the GPU scenarios instead (bench/gpu.py; needs CUDA).
 """
@@ -60,6 +61,7 @@ def run_cpu(args: argparse.Namespace) -> str:
     from graph.runner import stop_stages
 
     os.environ.setdefault("TQDM_DISABLE", "1")
+    begun = time.perf_counter()
     info = machine()
     scenarios = selected(args.only, CPU_SCENARIOS)
     work = args.work or Path(tempfile.mkdtemp(prefix="dubgraph-bench-"))
@@ -72,7 +74,12 @@ def run_cpu(args: argparse.Namespace) -> str:
     stages = start_graph(profile, cpu_replicas(args.threads))
     graph_load_s = time.perf_counter() - started
     rows: list[Row] = []
+    warm = scenarios[0]
+    warm_options = bench_options(warm.targets, warm.speakers, profile.name)
     try:
+        _say(f"warm-up (untimed): {warm.name} through both")
+        run_baseline(baseline, inputs[warm.name], work / "out" / "warm-up" / "baseline", warm_options)
+        run_graph(stages, profile, inputs[warm.name], work / "out" / "warm-up" / "graph", warm_options, [baseline.pid])
         for s in scenarios:
             options = bench_options(s.targets, s.speakers, profile.name)
             out = work / "out" / s.name
@@ -85,6 +92,7 @@ def run_cpu(args: argparse.Namespace) -> str:
         stop_stages(stages)
         memory = next((s for s in scenarios if s.name == "2x10x1"), scenarios[0])
         stages = start_graph(profile, cpu_replicas(args.threads, MEMORY_REPLICAS))
+        run_graph(stages, profile, inputs[warm.name], work / "out" / "warm-up" / "graph-r4", warm_options)
         options = bench_options(memory.targets, memory.speakers, profile.name)
         graph = run_graph(stages, profile, inputs[memory.name], work / "out" / f"{memory.name}-r4", options)
         _say(f"{memory.name} with {MEMORY_REPLICAS} synthesizer replicas: {graph.wall_s:.1f} s")
@@ -94,10 +102,12 @@ def run_cpu(args: argparse.Namespace) -> str:
         baseline.close()
         stop_stages(stages)
         ray.shutdown()
-    return cpu_report(rows, info, args.threads, baseline.load_s, graph_load_s)
+    loads = (baseline.load_s, graph_load_s, time.perf_counter() - begun)
+    return cpu_report(rows, info, args.threads, *loads)
 
 
-def cpu_report(rows, info: dict[str, str], threads: int, baseline_load_s: float, graph_load_s: float) -> str:
+def cpu_report(rows, info: dict[str, str], threads: int, baseline_load_s: float, graph_load_s: float,
+               total_s: float) -> str:
     from bench.report import main_table, memory_lines, split_table
 
     goals = []
@@ -111,7 +121,8 @@ def cpu_report(rows, info: dict[str, str], threads: int, baseline_load_s: float,
         for part, seconds in row.graph.busy_s.items():
             busy[part] = busy.get(part, 0.0) + seconds
     total = sum(busy.values()) or 1.0
-    shares = ", ".join(f"{part} {100 * seconds / total:.0f} %" for part, seconds in sorted(busy.items(), key=lambda x: -x[1]))
+    ranked = sorted(busy.items(), key=lambda item: -item[1])
+    shares = ", ".join(f"{part} {100 * seconds / total:.0f} %" for part, seconds in ranked)
     end_load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return "\n".join([
         f"## CPU run {info['date']}",
@@ -124,7 +135,8 @@ def cpu_report(rows, info: dict[str, str], threads: int, baseline_load_s: float,
         "replicas (one line at a time each) unless the row says otherwise.",
         "- Models: faster-whisper tiny.en + Silero VAD/Resemblyzer (offline profile, real weights), tiny random "
         "Marian, tiny random ChatterBox multilingual (real architecture) with forced line lengths (bench/forced.py).",
-        f"- Model loading, not in the wall times: baseline {baseline_load_s:.1f} s, graph actors {graph_load_s:.1f} s.",
+        f"- Model loading, not in the wall times: baseline {baseline_load_s:.1f} s, graph actors {graph_load_s:.1f} s; "
+        f"the whole bench (inputs, models, warm-up, all runs) took {total_s / 60:.1f} min.",
         "",
         main_table(rows),
         "",

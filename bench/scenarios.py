@@ -121,12 +121,13 @@ def cpu_profile(directory: Path) -> Profile:
 class PeakRss:
     """Peaks of the summed memory of a set of processes, sampled in a thread while the block runs.
 
-    RSS (what was asked for) counts pages shared between processes (torch's libraries, copy-on-write) once per
-    process; PSS (Linux ``smaps_rollup``) splits them among their sharers, so its sum is the real footprint.
+    Read from Linux's /proc (psutil is not among the locked dependencies). RSS (what was asked for) counts pages
+    shared between processes (torch's libraries, copy-on-write) once per process; PSS (``smaps_rollup``) splits
+    them among their sharers, so its sum is the real footprint.
     """
 
-    def __init__(self, processes: Callable[[], Iterable], interval_s: float = 0.25):
-        self.processes = processes
+    def __init__(self, pids: Callable[[], Iterable[int]], interval_s: float = 0.25):
+        self.pids = pids
         self.interval_s = interval_s
         self.peak_rss_bytes = 0
         self.peak_pss_bytes = 0
@@ -134,14 +135,12 @@ class PeakRss:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def sample(self) -> None:
-        import psutil
-
         rss = pss = 0
-        for proc in self.processes():
+        for pid in self.pids():
             try:
-                rss += proc.memory_info().rss
-                pss += _pss(proc.pid)
-            except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
+                rss += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+                pss += _pss(pid)
+            except (OSError, IndexError, ValueError):  # the process ended meanwhile
                 pass
         self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
         self.peak_pss_bytes = max(self.peak_pss_bytes, pss)
@@ -169,6 +168,9 @@ class PeakRss:
         return self.peak_pss_bytes / 2**20
 
 
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
 def _pss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         if line.startswith("Pss:"):
@@ -176,25 +178,25 @@ def _pss(pid: int) -> int:
     return 0
 
 
-def tree(root, exclude: Iterable[int] = ()) -> list:
-    """``root`` and its descendants, minus the subtrees of the pids in ``exclude``."""
-    import psutil
-
-    skipped = set(exclude)
-    for pid in exclude:
+def tree(root: int, exclude: Iterable[int] = ()) -> list[int]:
+    """``root`` and its descendants (from /proc), minus the subtrees of the pids in ``exclude``."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            skipped.update(p.pid for p in psutil.Process(pid).children(recursive=True))
-        except psutil.NoSuchProcess:
-            pass
-    try:
-        return [p for p in [root, *root.children(recursive=True)] if p.pid not in skipped]
-    except psutil.NoSuchProcess:
-        return []
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # the name may hold spaces and parentheses
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    skipped, found, todo = set(exclude), [], [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in skipped:
+            found.append(pid)
+            todo += children.get(pid, [])
+    return found
 
 
 def machine() -> dict[str, str]:
-    import psutil
-
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -207,7 +209,7 @@ def machine() -> dict[str, str]:
     return {
         "cpu": cpu,
         "cores": str(os.cpu_count()),
-        "ram": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
+        "ram": f"{PAGE * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB",
         "load": load,
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "commit": _commit(),

@@ -55,6 +55,7 @@ class ActorPool:
         return min(self.handles, key=lambda h: (self.busy[id(h)], next(self._order)))
 
     async def _submit(self, method: str, args: tuple, kwargs: dict, fetch: bool) -> Any:
+        import ray
         from ray.exceptions import ActorDiedError, ActorUnavailableError
 
         for attempt in (1, 2):
@@ -62,8 +63,12 @@ class ActorPool:
             self.busy[id(handle)] += 1
             try:
                 ref = getattr(handle, method).remote(*args, **kwargs)
-                value = await ref
-                return value if fetch else ref
+                if fetch:
+                    return await ref
+                # Wait without pulling the value here: the driver need not (and, for chatterbox objects, must not
+                # concurrently) unpickle what only other actors read. A failure surfaces where the ref is used.
+                await asyncio.to_thread(ray.wait, [ref], num_returns=1, fetch_local=False)
+                return ref
             except (ActorDiedError, ActorUnavailableError) as exc:
                 if attempt == 2 or len(self.handles) == 1:
                     raise
