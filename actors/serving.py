@@ -24,6 +24,7 @@ from ray import serve
 from ray.exceptions import RayActorError
 
 from actors.models import ROLES, Profile, get_profile, load_object
+from actors.tts_batcher import LINE_WAIT_S, BatchingSynthesizer
 from graph.errors import BadInput
 from graph.options import TranslateOptions
 from graph.pipeline import Stages
@@ -36,7 +37,7 @@ JOB_WAIT_S = 0.02  # how long a job batch waits for more requests to join it
 TEXT_WAIT_S = 0.005  # interactive requests wait less
 
 
-def profile_with(name: str, actors: dict[str, str] | None = None) -> Profile:
+def profile_with(name: str | Profile, actors: dict[str, str] | None = None) -> Profile:
     """The named profile with some roles served by another actor class ("module:Class", same interface)."""
     profile = get_profile(name)
     for role, actor in (actors or {}).items():
@@ -77,14 +78,34 @@ class Diarizer(_Model):
 
 
 @serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=4)
-class Synthesizer(_Model):
-    role = "synthesizer"
+class Synthesizer:
+    """Lines from every job: each alone in a worker thread, or, with ``batch_lines`` > 1, decoded together.
+
+    user_config: {"batch_lines": int (1), "line_wait_s": float (0.02), "decode": {DecodeOptions fields}}. With
+    batching, lines of any job, speaker and language that arrive while a batch gathers (at most ``line_wait_s``
+    after the first) or runs join the next batch of at most ``batch_lines``; keep ``max_ongoing_requests`` >=
+    ``batch_lines`` or batches never fill.
+    A cancelled request's line leaves its batch (actors/tts_batcher.py).
+    """
+
+    def __init__(self, profile: str | Profile, actors: dict[str, str] | None = None):
+        profile = profile_with(profile, actors)
+        spec = profile.model("synthesizer")
+        self.model = BatchingSynthesizer(spec, profile.name)
+        log.info("synthesizer replica ready: %s (%s)", spec.name, spec.actor)
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        self.model.configure(int(config.get("batch_lines", 1)), float(config.get("line_wait_s", LINE_WAIT_S)),
+                             config.get("decode"))
 
     async def prepare(self, reference, sr: int):
-        return await self._call("prepare", reference, sr)
+        return await self.model.prepare(reference, sr)
 
     async def synthesize(self, text, language, conditionals, seed, exaggeration, cfg_weight, temperature):
-        return await self._call("synthesize", text, language, conditionals, seed, exaggeration, cfg_weight, temperature)
+        return await self.model.synthesize(text, language, conditionals, seed, exaggeration, cfg_weight, temperature)
+
+    def stats(self) -> dict[str, Any]:
+        return self.model.stats()
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,11 @@ MIN_REFERENCE_S = 0.5
 PKUSEG_FIX = 'python -c "import spacy_pkuseg; spacy_pkuseg.pkuseg()"'
 
 
+def has_speech(text: str) -> bool:
+    """Whether a line has anything to say (letters or digits); lines without get 0 samples, no model call."""
+    return any(ch.isalnum() for ch in text)
+
+
 def _token_budget(n_text_tokens: int) -> int:
     return min(MAX_NEW_TOKENS, math.ceil(TOKENS_PER_S * (BASE_S + S_PER_TEXT_TOKEN * n_text_tokens)))
 
@@ -184,7 +189,7 @@ class Synthesizer:
         from chatterbox.mtl_tts import punc_norm
 
         language_id = self._language_id(language)
-        if not any(ch.isalnum() for ch in text):
+        if not has_speech(text):
             return None
         if not temperature > 0:
             raise BadInput(f"temperature must be > 0, got {temperature}")

@@ -12,18 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from typing import Any
 
-from actors.tts_batch import SynthRequest
+from typing import TYPE_CHECKING
+
+from actors.models import ModelSpec, load_object
+from graph.errors import BadInput
 from graph.types import Clip
+
+if TYPE_CHECKING:
+    from actors.tts_batch import DecodeOptions, SynthRequest
 
 log = logging.getLogger(__name__)
 
-RunBatch = Callable[[list[SynthRequest], Callable[[int], bool]], list[Clip]]
+LINE_WAIT_S = 0.02  # how long a line waits for others to join its batch
+
+RunBatch = Callable[[list["SynthRequest"], Callable[[int], bool]], list[Clip]]
 
 
 @dataclass
@@ -42,15 +52,20 @@ class LineBatcher:
 
     def __init__(self, run_batch: RunBatch, max_batch: int = 64, max_wait_s: float = 0.02,
                  executor: Executor | None = None):
-        if max_batch < 1 or max_wait_s < 0:
-            raise ValueError(f"max_batch must be >= 1 and max_wait_s >= 0, got {max_batch}, {max_wait_s}")
-        self.run_batch, self.max_batch, self.max_wait_s, self.executor = run_batch, max_batch, max_wait_s, executor
+        self.run_batch, self.executor = run_batch, executor
+        self.resize(max_batch, max_wait_s)
         self._pending: list[_Pending] = []
         self._running: list[_Pending] = []
         self._wake: asyncio.Event | None = None
         self._full: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self.batches: deque[int] = deque(maxlen=1000)  # sizes of the latest batches run, for tests and metrics
+
+    def resize(self, max_batch: int, max_wait_s: float) -> None:
+        """New bounds, taken by the next batch gathered (a running one finishes as it is)."""
+        if max_batch < 1 or max_wait_s < 0:
+            raise BadInput(f"batch size must be >= 1 and wait >= 0 s, got {max_batch} and {max_wait_s}")
+        self.max_batch, self.max_wait_s = int(max_batch), float(max_wait_s)
 
     async def submit(self, request: SynthRequest) -> Clip:
         """The line's clip, synthesized in a batch with whatever else arrives meanwhile."""
@@ -130,3 +145,81 @@ def _settle(future: asyncio.Future, clip: Clip | None = None, exc: BaseException
         future.set_exception(exc)
     else:
         future.set_result(clip)
+
+
+class BatchingSynthesizer:
+    """A synthesizer actor whose concurrent ``synthesize`` calls (any job, speaker, language) decode as batches.
+
+    It wraps the profile's synthesizer class (``spec.actor``) and keeps its two calls. ``max_batch`` 1 runs each
+    line alone in a worker thread (what the wrapped actor does); above 1 the lines go through a ``LineBatcher``
+    into ``synthesize_batch``. Its methods are coroutines: as a Ray actor (CLI and backfill pools) it is an async
+    actor whose calls share one event loop, and the Serve synthesizer deployment holds one per replica.
+    """
+
+    def __init__(self, spec: ModelSpec, profile: str = "full", max_batch: int = 1, max_wait_s: float = LINE_WAIT_S,
+                 decode: dict[str, Any] | None = None):
+        self.model = load_object(spec.actor)(spec, profile)
+        self.lines: LineBatcher | None = None
+        self.configure(max_batch, max_wait_s, decode)
+
+    def configure(self, max_batch: int, max_wait_s: float = LINE_WAIT_S, decode: dict[str, Any] | None = None) -> None:
+        """Batch at most ``max_batch`` lines, each waiting at most ``max_wait_s`` for others; 1 turns batching off.
+
+        ``decode``: ``DecodeOptions`` fields for the batched decode (``autocast`` by name: "bfloat16"); the
+        defaults give each line the tokens ``synthesize`` gives it.
+        """
+        self.batching = max_batch != 1
+        if not self.batching:
+            return
+        if not can_batch(type(self.model)):
+            raise BadInput(f"{type(self.model).__name__} cannot decode lines in batches (no synthesize_batch): "
+                           "set the synthesizer's batch size to 1")
+        run = functools.partial(self.model.synthesize_batch, options=decode_options(decode or {}))
+        if self.lines is None:
+            self.lines = LineBatcher(run, max_batch, max_wait_s)
+        else:
+            self.lines.resize(max_batch, max_wait_s)
+            self.lines.run_batch = run
+
+    async def prepare(self, reference, sr: int):
+        return await asyncio.to_thread(self.model.prepare, reference, sr)
+
+    async def synthesize(self, text: str, language: str, conditionals, seed: int = 0, exaggeration: float = 0.5,
+                         cfg_weight: float = 0.5, temperature: float = 0.8) -> Clip:
+        if not self.batching:
+            return await asyncio.to_thread(self.model.synthesize, text, language, conditionals, seed, exaggeration,
+                                           cfg_weight, temperature)
+        from actors.tts_batch import SynthRequest  # torch: loaded where lines are voiced, not where this is imported
+
+        request = SynthRequest(text, language, conditionals, seed, exaggeration, cfg_weight, temperature)
+        return await self.lines.submit(request)
+
+    def stats(self) -> dict[str, Any]:
+        """Sizes of the batches run since the last call (at most the latest 1000), and the wrapped model's own
+        counters where it keeps some (its ``stats``)."""
+        batches = []
+        if self.lines:
+            batches = list(self.lines.batches)
+            self.lines.batches.clear()
+        own = getattr(self.model, "stats", None)
+        return {"batches": batches, **(own() if own else {})}
+
+
+def can_batch(actor_class: type) -> bool:
+    return callable(getattr(actor_class, "synthesize_batch", None))
+
+
+def decode_options(fields: dict[str, Any]) -> "DecodeOptions":
+    import torch
+
+    from actors.tts_batch import DecodeOptions
+
+    fields = dict(fields)
+    if isinstance(fields.get("autocast"), str):
+        fields["autocast"] = getattr(torch, fields["autocast"], None)
+        if not isinstance(fields["autocast"], torch.dtype):
+            raise BadInput(f"decode autocast must name a torch dtype (e.g. bfloat16), got {fields}")
+    try:
+        return DecodeOptions(**fields)
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"bad decode options {fields}: {exc}") from None

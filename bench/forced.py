@@ -8,7 +8,7 @@ takes at ``SPEAKING_CPS`` characters per second), then the stop token.
 
 The force is applied right after chatterbox's ``AlignmentStreamAnalyzer.step``: the last edit of the logits
 before sampling in chatterbox's own ``T3.inference`` (the baseline) and in dubgraph's ``sample_speech_tokens``
-(the graph), so every per-token cost (backbone, CFG, analyzer, penalties, sampling) stays as it was. Ids a trained
+and ``sample_speech_tokens_batch`` (the graph; in a batch each row's analyzer carries its own line), so every per-token cost (backbone, CFG, analyzer, penalties, sampling) stays as it was. Ids a trained
 T3 never samples (start token, ids past the S3 vocabulary) are masked, so S3Gen receives all N tokens. The
 moment the stop is forced is the end of the T3 decode, which splits a line's time into T3 and S3Gen.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from actors.tts import TOKENS_PER_S, Synthesizer
+from actors.tts import TOKENS_PER_S, Synthesizer, has_speech
 from graph.types import Clip
 
 SPEAKING_CPS = 15.0  # characters per second of ordinary speech (en/pt/es/fr, spaces and punctuation included)
@@ -46,6 +46,7 @@ class LineClock:
 QUIET_LOGGERS = ("chatterbox",)  # the analyzer warns on every repeated token: noise, and printing costs time
 
 _LINE: ContextVar[LineClock | None] = ContextVar("bench_forced_line", default=None)
+_BATCH: ContextVar[list[LineClock] | None] = ContextVar("bench_forced_batch", default=None)
 _install_lock = threading.Lock()
 
 
@@ -60,13 +61,32 @@ def quiet() -> None:
 
 
 def install() -> None:
-    """Wrap ``AlignmentStreamAnalyzer.step`` once per process (a no-op outside ``forced``)."""
+    """Wrap ``AlignmentStreamAnalyzer.step`` and the batch's analyzer factory once per process (no-ops outside
+    ``forced`` and ``forced_batch``)."""
     from chatterbox.models.t3.inference.alignment_stream_analyzer import AlignmentStreamAnalyzer
+
+    from actors import tts_batch
 
     with _install_lock:
         if getattr(AlignmentStreamAnalyzer.step, "bench_forced", False):
             return
         AlignmentStreamAnalyzer.step = _forcing(AlignmentStreamAnalyzer.step)
+        tts_batch.new_analyzer = _numbering(tts_batch.new_analyzer)
+
+
+def _numbering(new_analyzer):
+    """The batch makes one analyzer per line, in line order: each takes the next of the batch's clocks."""
+
+    def numbered(t3, text_slice):
+        analyzer = new_analyzer(t3, text_slice)
+        pending = _BATCH.get()
+        if pending:
+            line = pending.pop(0)
+            if analyzer is not None:
+                analyzer.bench_line = line
+        return analyzer
+
+    return numbered
 
 
 def _forcing(step):
@@ -74,7 +94,7 @@ def _forcing(step):
     from chatterbox.models.s3tokenizer import SPEECH_VOCAB_SIZE
 
     def forced_step(self, logits, next_token=None):
-        line = _LINE.get()
+        line = getattr(self, "bench_line", None) or _LINE.get()
         if line is None:
             return step(self, logits, next_token)
         speech = logits[..., :SPEECH_VOCAB_SIZE].clone()  # the analyzer edits in place or replaces everything
@@ -101,6 +121,19 @@ def forced(text: str) -> Iterator[LineClock]:
         yield line
     finally:
         _LINE.reset(token)
+
+
+@contextmanager
+def forced_batch(texts: list[str]) -> Iterator[list[LineClock]]:
+    """Decode a batch of ``texts`` (the lines that reach T3, in order) to their ``target_tokens`` each."""
+    install()
+    now = time.perf_counter()
+    lines = [LineClock(target_tokens(text), now) for text in texts]
+    token = _BATCH.set(list(lines))
+    try:
+        yield lines
+    finally:
+        _BATCH.reset(token)
 
 
 class ForcedSynthesizer(Synthesizer):
@@ -132,7 +165,16 @@ class ForcedSynthesizer(Synthesizer):
             self._add("s3gen", time.perf_counter() - line.decoded)
         return clip
 
-    def busy(self) -> dict[str, Any]:
+    def synthesize_batch(self, requests: list, cancelled=None, options=None) -> list[Clip]:
+        with forced_batch([r.text for r in requests if has_speech(r.text)]) as lines:
+            clips = super().synthesize_batch(requests, cancelled, options)
+        decoded = [line.decoded for line in lines if line.decoded is not None]
+        if decoded:  # T3 ends when the batch's last line has decoded
+            self._add("t3", max(decoded) - lines[0].started)
+            self._add("s3gen", time.perf_counter() - max(decoded))
+        return clips
+
+    def stats(self) -> dict[str, Any]:
         """Thread-seconds per part (conditionals, t3, s3gen) and call counts since the last call; then reset."""
         with self._busy_lock:
             out = {"seconds": dict(self._busy), "calls": dict(self._counts)}

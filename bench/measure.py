@@ -46,6 +46,7 @@ class Run:
     stage_s: dict[str, float]
     busy_s: dict[str, float] = field(default_factory=dict)  # synthesizer thread-seconds (graph)
     store: dict[str, Any] = field(default_factory=dict)  # object store after the run (graph)
+    batches: list[int] = field(default_factory=list)  # lines per synthesize_batch call (graph, batched)
 
     @property
     def dub_per_s(self) -> float:
@@ -76,13 +77,7 @@ def baseline_run(result: BaselineResult, wall_s: float, rss: PeakRss) -> Run:
 
 
 def start_graph(profile, replicas) -> Any:
-    """Actor pools of ``profile`` with their models loaded (the clock of a job starts after this).
-
-    The driver unpickles every speaker's conditionals (``ActorPool.call_ref`` awaits the value), which imports
-    chatterbox; done inside Ray's callbacks for two speakers at once, that import deadlocks the driver, so it
-    is imported here first.
-    """
-    import chatterbox.mtl_tts  # noqa: F401
+    """Actor pools of ``profile`` with their models loaded (the clock of a job starts after this)."""
     import ray
 
     from graph.runner import start_stages
@@ -101,7 +96,7 @@ def run_graph(stages, profile, input_path: Path, out_dir: Path, options: DubOpti
     from graph.runner import make_job
 
     synthesizers = stages.synthesizer.handles
-    ray.get([h.busy.remote() for h in synthesizers])  # reset
+    ray.get([h.stats.remote() for h in synthesizers])  # reset
     job = make_job(input_path, out_dir, options, profile)
     conditionals: dict[str, Any] = {}
     with PeakRss(lambda: tree(os.getpid(), exclude_pids)) as rss:
@@ -109,14 +104,16 @@ def run_graph(stages, profile, input_path: Path, out_dir: Path, options: DubOpti
         result = asyncio.run(dub(job, stages, conditionals=conditionals))
         wall = time.perf_counter() - started
     busy: dict[str, float] = {}
-    for stats in ray.get([h.busy.remote() for h in synthesizers]):
+    batches: list[int] = []
+    for stats in ray.get([h.stats.remote() for h in synthesizers]):
+        batches += stats["batches"]
         for part, seconds in stats["seconds"].items():
             busy[part] = busy.get(part, 0.0) + seconds
     manifest = json.loads(Path(result.manifest).read_text())
     return Run(
         wall, _dub_seconds(Path(out_dir), manifest), rss.peak_mb, rss.peak_pss_mb,
         sum(bool(v["computed"]) for v in manifest["voices"].values()), len(manifest["utterances"]),
-        graph_quality(Path(out_dir), manifest), dict(result.stage_s), busy, object_store(conditionals),
+        graph_quality(Path(out_dir), manifest), dict(result.stage_s), busy, object_store(conditionals), batches,
     )
 
 

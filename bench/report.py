@@ -17,7 +17,7 @@ class Row:
     input_s: float
     baseline: Run | None  # None: the graph alone (replica sweeps)
     graph: Run
-    replicas: int = 1
+    synth: str = "1"  # synthesizer shape: actors x lines each ("2 x 1 line(s)", "1 x batch 128")
 
     @property
     def speedup(self) -> float | None:
@@ -38,7 +38,7 @@ def _errors(run: Run | None) -> str:
 
 
 def main_table(rows: list[Row]) -> str:
-    header = ["scenario", "synth replicas", "lines x langs", "input s", "baseline s", "graph s", "speedup",
+    header = ["scenario", "synthesizers", "lines x langs", "input s", "baseline s", "graph s", "speedup",
               "dub s per wall s", "peak RSS sum MB", "peak PSS sum MB", "conditionals computed",
               "start err ms baseline (mean / max)", "start err ms graph (mean / max)", "out/in duration",
               "lines flagged (graph)"]
@@ -46,7 +46,7 @@ def main_table(rows: list[Row]) -> str:
     for r in rows:
         b, g = r.baseline, r.graph
         body.append([
-            r.scenario, str(r.replicas), f"{g.lines} x {r.languages}", f"{r.input_s:.1f}",
+            r.scenario, r.synth, f"{g.lines} x {r.languages}", f"{r.input_s:.1f}",
             f"{b.wall_s:.1f}" if b else "–", f"{g.wall_s:.1f}", f"**{r.speedup:.2f}x**" if r.speedup else "–",
             _pair(f"{b.dub_per_s:.2f}" if b else None, f"{g.dub_per_s:.2f}"),
             _pair(f"{b.peak_rss_mb:,.0f}" if b else None, f"{g.peak_rss_mb:,.0f}"),
@@ -72,7 +72,7 @@ def _parts(busy: dict[str, float]) -> str:
 
 
 def split_table(rows: list[Row]) -> str:
-    header = ["scenario", "replicas", "baseline ASR+diar+transl s", "baseline generate s (conds / T3 / S3Gen)",
+    header = ["scenario", "synthesizers", "baseline ASR+diar+transl s", "baseline generate s (conds / T3 / S3Gen)",
               "graph ASR", "diarize", "voices", "translate", "synthesize", "render",
               "graph synth busy s (conds / T3 / S3Gen)"]
     body = []
@@ -86,7 +86,7 @@ def split_table(rows: list[Row]) -> str:
             base_gen = f"{generate:.1f} ({_parts(s)})"
         s = g.stage_s
         body.append([
-            r.scenario, str(r.replicas), base_front, base_gen, f"{s.get('asr', 0):.1f}", f"{s.get('diarize', 0):.1f}",
+            r.scenario, r.synth, base_front, base_gen, f"{s.get('asr', 0):.1f}", f"{s.get('diarize', 0):.1f}",
             f"{s.get('voices', 0):.1f}", f"{_sum(s, 'translate'):.1f}", f"{_max(s, 'synthesize'):.1f}",
             f"{_sum(s, 'render'):.1f}", _parts(g.busy_s),
         ])
@@ -101,7 +101,7 @@ def memory_lines(rows: list[Row]) -> list[str]:
             continue
         kb = ", ".join(f"{k:.0f}" for k in store["conditionals_kb"])
         out.append(
-            f"- {r.scenario}, {r.replicas} synthesizer replica(s): peak of the whole Ray cluster + driver "
+            f"- {r.scenario}, synthesizers {r.synth}: peak of the whole Ray cluster + driver "
             f"{r.graph.peak_rss_mb:,.0f} MB RSS summed, {r.graph.peak_pss_mb:,.0f} MB PSS summed; "
             f"conditionals objects {store['conditionals_objects']} for "
             f"{r.graph.conditionals} speakers computed (KB each: {kb}); object store after the job: "

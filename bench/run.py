@@ -2,8 +2,9 @@
 
 Per scenario the baseline (its own process, bench/baseline.py) and the graph (Ray actors, graph/pipeline.py) dub
 the same input with the same models and thread budget, one after the other; models load, and each pipeline dubs
-the first scenario once untimed (first-call costs), before the clocks start.
-Then the graph runs once more with 4 synthesizer replicas to state its memory. The tables are printed and
+the first scenario once untimed (first-call costs), before the clocks start. Then the graph dubs every scenario
+again with its synthesizers decoding lines in batches (``--batch`` lines each, ``synthesize_batch``), and once
+more with 4 one-line synthesizer replicas to state its memory. The tables are printed and
 appended to bench/RESULTS.md. ``--gpu`` runs the GPU scenarios instead (bench/gpu.py; needs CUDA).
 """
 
@@ -22,12 +23,13 @@ GOALS = {"2x10x1": 5.0, "3x20x3": 7.0}  # speedup the project aims at (reported,
 MEMORY_REPLICAS = 4
 
 
-def cpu_replicas(threads: int, synthesizers: int | None = None):
-    """One synthesizer process per CPU thread, one line each: threads inside one actor share its GIL, and the
-    tiny model's decode is Python-bound (1 actor x 2 threads measured no faster than 1 x 1 on 2 cores)."""
+def cpu_replicas(threads: int, synthesizers: int | None = None, batch: int = 1):
+    """One synthesizer process per CPU thread, one line (or one batch) at a time each: threads inside one actor
+    share its GIL, and the tiny model's decode is Python-bound (1 actor x 2 threads measured no faster than 1 x 1
+    on 2 cores)."""
     from graph.runner import Replicas
 
-    return Replicas(synthesizer=synthesizers or threads, synth_threads=1)
+    return Replicas(synthesizer=synthesizers or threads, synth_threads=1, synth_batch=batch)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,6 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--gpu", action="store_true", help="full-size random ChatterBox on CUDA, 1/2/4/8 replicas")
     parser.add_argument("--only", nargs="+", metavar="SCENARIO", help="scenario names, e.g. 1x5x1 2x10x1")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for each pipeline")
+    parser.add_argument("--batch", type=int, default=8, help="lines per batch of each synthesizer in the batched runs")
     parser.add_argument("--work", type=Path, help="where inputs and outputs go (default: a temp directory)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     return parser.parse_args(argv)
@@ -74,8 +77,10 @@ def run_cpu(args: argparse.Namespace) -> str:
     stages = start_graph(profile, cpu_replicas(args.threads))
     graph_load_s = time.perf_counter() - started
     rows: list[Row] = []
+    bases = {}
     warm = scenarios[0]
     warm_options = bench_options(warm.targets, warm.speakers, profile.name)
+    shape = cpu_replicas(args.threads).synth_shape
     try:
         _say(f"warm-up (untimed): {warm.name} through both")
         run_baseline(baseline, inputs[warm.name], work / "out" / "warm-up" / "baseline", warm_options)
@@ -83,21 +88,33 @@ def run_cpu(args: argparse.Namespace) -> str:
         for s in scenarios:
             options = bench_options(s.targets, s.speakers, profile.name)
             out = work / "out" / s.name
-            base = run_baseline(baseline, inputs[s.name], out / "baseline", options)
+            base = bases[s.name] = run_baseline(baseline, inputs[s.name], out / "baseline", options)
             _say(f"{s.name}: baseline {base.wall_s:.1f} s")
             graph = run_graph(stages, profile, inputs[s.name], out / "graph", options, [baseline.pid])
             _say(f"{s.name}: graph {graph.wall_s:.1f} s ({base.wall_s / graph.wall_s:.1f}x)")
-            rows.append(Row(s.name, len(s.targets), sf.info(inputs[s.name]).duration, base, graph, args.threads))
+            rows.append(Row(s.name, len(s.targets), sf.info(inputs[s.name]).duration, base, graph, shape))
         baseline.close()
         stop_stages(stages)
+        batched = cpu_replicas(args.threads, batch=args.batch)
+        stages = start_graph(profile, batched)
+        run_graph(stages, profile, inputs[warm.name], work / "out" / "warm-up" / "graph-batched", warm_options)
+        for s in scenarios:
+            options = bench_options(s.targets, s.speakers, profile.name)
+            graph = run_graph(stages, profile, inputs[s.name], work / "out" / s.name / "graph-batched", options)
+            _say(f"{s.name}: graph, {batched.synth_shape}: {graph.wall_s:.1f} s "
+                 f"({bases[s.name].wall_s / graph.wall_s:.1f}x; batches {graph.batches})")
+            rows.append(Row(s.name, len(s.targets), sf.info(inputs[s.name]).duration, bases[s.name], graph,
+                            batched.synth_shape))
+        stop_stages(stages)
         memory = next((s for s in scenarios if s.name == "2x10x1"), scenarios[0])
-        stages = start_graph(profile, cpu_replicas(args.threads, MEMORY_REPLICAS))
+        many = cpu_replicas(args.threads, MEMORY_REPLICAS)
+        stages = start_graph(profile, many)
         run_graph(stages, profile, inputs[warm.name], work / "out" / "warm-up" / "graph-r4", warm_options)
         options = bench_options(memory.targets, memory.speakers, profile.name)
         graph = run_graph(stages, profile, inputs[memory.name], work / "out" / f"{memory.name}-r4", options)
         _say(f"{memory.name} with {MEMORY_REPLICAS} synthesizer replicas: {graph.wall_s:.1f} s")
         input_s = sf.info(inputs[memory.name]).duration
-        rows.append(Row(memory.name, len(memory.targets), input_s, None, graph, MEMORY_REPLICAS))
+        rows.append(Row(memory.name, len(memory.targets), input_s, None, graph, many.synth_shape))
     finally:
         baseline.close()
         stop_stages(stages)
@@ -124,6 +141,8 @@ def cpu_report(rows, info: dict[str, str], threads: int, baseline_load_s: float,
     ranked = sorted(busy.items(), key=lambda item: -item[1])
     shares = ", ".join(f"{part} {100 * seconds / total:.0f} %" for part, seconds in ranked)
     end_load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    batching = [f"{row.scenario} mean {sum(row.graph.batches) / len(row.graph.batches):.1f}, max "
+                f"{max(row.graph.batches)} ({len(row.graph.batches)} batches)" for row in rows if row.graph.batches]
     return "\n".join([
         f"## CPU run {info['date']}",
         "",
@@ -149,7 +168,8 @@ def cpu_report(rows, info: dict[str, str], threads: int, baseline_load_s: float,
         *memory_lines(rows),
         "",
         f"- Goals: {'; '.join(goals) or 'scenarios not run'}.",
-        f"- Graph synthesizer busy time over all runs: {shares}.",
+        f"- Graph synthesizer busy time over all runs: {shares} (batched rows count a batch's T3 and S3Gen once).",
+        f"- Lines per batch in the batched rows: {'; '.join(batching) or 'no batched rows'}.",
     ])
 
 

@@ -287,6 +287,8 @@ def _parser() -> argparse.ArgumentParser:
     for role, default in (("asr", 1), ("diarizer", 1), ("translator", 1), ("synth", 1)):
         p.add_argument(f"--{role}-replicas", type=int, default=default, help=f"{role} actors (default {default})")
     p.add_argument("--synth-threads", type=int, default=Replicas.synth_threads, help="concurrent calls per synthesizer")
+    p.add_argument("--synth-batch", type=int, default=Replicas.synth_batch,
+                   help="lines each synthesizer decodes together (full profile; default 1 = one by one; 32-128 on a GPU)")
     p.add_argument("--synth-gpu", type=float, default=Replicas.synth_gpu,
                    help="GPU fraction per synthesizer actor (0.25 = 4 per GPU; ignored without GPUs)")
     p.add_argument("--limit", type=int, help="dub at most N items (a trial run)")
@@ -355,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
             address=args.address or os.environ.get("RAY_ADDRESS"),
             replicas=Replicas(asr=args.asr_replicas, diarizer=args.diarizer_replicas,
                               translator=args.translator_replicas, synthesizer=args.synth_replicas,
-                              synth_threads=args.synth_threads, synth_gpu=args.synth_gpu),
+                              synth_threads=args.synth_threads, synth_batch=args.synth_batch,
+                              synth_gpu=args.synth_gpu),
             concurrency=args.concurrency,
             limit=args.limit,
             prune_checkpoints=args.prune_checkpoints,

@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     dub.add_argument("--seed", type=int, default=0, help="synthesis seed (same seed, same output)")
     dub.add_argument("--address", help="Ray cluster to use ('auto' = a local `ray start --head`); default: embedded")
     dub.add_argument("--synth-replicas", type=int, default=1, help="synthesizer actors (default 1)")
+    dub.add_argument("--batch-lines", type=int, default=1,
+                     help="lines each synthesizer decodes together (full profile; default 1 = one by one; "
+                          "32-128 on a GPU)")
     dub.add_argument("--resume-dir", help="keep finished stages and lines here, so a rerun resumes")
 
     models = sub.add_parser("models", help="list the models of a profile and where they were found")
@@ -84,7 +87,7 @@ def _dub(args) -> int:
             profile,
             address=args.address,
             progress=bars.update,
-            replicas=Replicas(synthesizer=args.synth_replicas),
+            replicas=Replicas(synthesizer=args.synth_replicas, synth_batch=args.batch_lines),
             checkpoint_dir=args.resume_dir,
         )
     print(f"dubbed {args.input} ({result.duration_s:.1f} s, {len(result.speakers)} speakers, from {result.source_language})")

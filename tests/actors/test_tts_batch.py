@@ -296,3 +296,43 @@ def test_gpu_graph_and_bf16_paths(tiny_chatterbox_spec, voices):
     bf16 = DecodeOptions(sampler="race", alignment=False, static_cache=True, graph="cuda", autocast=torch.bfloat16)
     got = _batch(synth, _lines(synth, voices), options=bf16)
     assert all(0 < t.numel() <= line.max_new_tokens for t, line in zip(got, _lines(synth, voices)))
+
+
+def test_batching_synthesizer_batches_concurrent_lines_or_voices_them_alone(tiny_chatterbox_spec, requests_,
+                                                                            sequential):
+    """The actor the CLI, backfills and Serve use: batching on gives the lines' own clips; 1 turns it off."""
+    from actors.tts_batcher import BatchingSynthesizer
+
+    synth = BatchingSynthesizer(tiny_chatterbox_spec, "tiny", max_batch=8, max_wait_s=0.5)
+
+    async def voice() -> list[Clip]:
+        return list(await asyncio.gather(*(synth.synthesize(r.text, r.language, r.conditionals, r.seed,
+                                                            r.exaggeration, r.cfg_weight, r.temperature)
+                                           for r in requests_)))
+
+    _assert_close(asyncio.run(voice()), sequential)
+    assert synth.stats()["batches"] == [len(requests_)]
+    synth.configure(1)
+    _assert_close(asyncio.run(voice()), sequential)
+    assert synth.stats()["batches"] == []  # no batch ran since
+    with pytest.raises(BadInput, match="batch size must be >= 1"):
+        synth.configure(0)
+    with pytest.raises(BadInput, match="bad decode options .*sampler"):
+        synth.configure(8, decode={"sampler": "greedy"})
+    with pytest.raises(BadInput, match="must name a torch dtype"):
+        synth.configure(8, decode={"autocast": "bfloat17"})
+    synth.configure(8, 0.5, decode={"sampler": "race", "alignment": False, "static_cache": True})
+    raced = asyncio.run(voice())  # the GPU-speed options run on CPU too: other draws, same lines voiced
+    assert synth.stats()["batches"] == [len(requests_)]
+    assert [c.samples.size > 0 for c in raced] == [c.samples.size > 0 for c in sequential]
+
+
+def test_a_synthesizer_without_batches_is_refused_before_anything_starts():
+    from actors.models import OFFLINE
+    from actors.tts_batcher import BatchingSynthesizer
+    from graph.runner import Replicas, start_stages
+
+    with pytest.raises(BadInput, match="EspeakSynthesizer cannot decode lines in batches"):
+        BatchingSynthesizer(OFFLINE.model("synthesizer"), "offline", max_batch=8)
+    with pytest.raises(BadInput, match="offline profile's synthesizer .* cannot decode lines in batches"):
+        start_stages(OFFLINE, Replicas(synth_batch=8))  # raises before Ray is touched

@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from actors.models import OFFLINE, Profile
+from actors.tts_batch import SynthRequest
 from bench.forced import SAMPLES_PER_TOKEN, target_tokens
 from bench.scenarios import CPU_SCENARIOS, TARGETS, build_input, synthesizer_spec
 
@@ -48,8 +49,12 @@ def test_forced_lines_decode_exactly_n_tokens(bench_profile):
     for text in ("Olá.", "Bom dia, você terminou de ler o relatório?"):
         clip = synth.synthesize(text, "pt-br", conditionals, seed=1)
         assert clip.samples.size == target_tokens(text) * SAMPLES_PER_TOKEN
-    busy = synth.busy()
-    assert busy["calls"] == {"conditionals": 1, "t3": 2, "s3gen": 2} and synth.busy()["calls"] == {}
+    stats = synth.stats()
+    assert stats["calls"] == {"conditionals": 1, "t3": 2, "s3gen": 2} and synth.stats()["calls"] == {}
+    texts = ("Olá.", "Bom dia, você terminou de ler o relatório?", "", "Sim, ontem à noite.")
+    clips = synth.synthesize_batch([SynthRequest(text, "pt-br", conditionals, seed=i) for i, text in enumerate(texts)])
+    assert [clip.samples.size for clip in clips] == [target_tokens(t) * SAMPLES_PER_TOKEN if t else 0 for t in texts]
+    assert synth.stats()["calls"] == {"t3": 1, "s3gen": 1}  # one batch
 
 
 def test_gpu_path_packs_replicas_and_refuses_without_cuda():
@@ -57,9 +62,14 @@ def test_gpu_path_packs_replicas_and_refuses_without_cuda():
 
     import torch
 
-    from bench.gpu import REPLICAS, replicas_for, run_gpu
+    from bench.gpu import BATCHED, REPLICAS, replicas_for, run_gpu
+    from graph.runner import Replicas
 
     assert [replicas_for(n).synth_gpu * n for n in REPLICAS] == [1.0] * len(REPLICAS)
+    batched = [replicas_for(n, b) for n, b in BATCHED]
+    assert {r.synthesizer * r.lines_per_synthesizer for r in batched} == {128}
+    assert all(r.synth_gpu * r.synthesizer == 1.0 and r.synth_decode for r in batched)
+    assert Replicas(synthesizer=2, synth_batch=64).synth_shape == "2 x batch 64"
     if torch.cuda.is_available():
         pytest.skip("a GPU is here: `python -m bench.run --gpu` runs for real")
     with pytest.raises(SystemExit, match="CUDA"):

@@ -45,3 +45,40 @@ def test_three_languages_structure_timing_and_speakers(tiny_profile, dialogue, r
     # conditionals computed once per speaker although three languages were voiced
     assert [v["computed"] for v in manifest["voices"].values()] == [True] * len(result.speakers)
     assert result.stage_s["voices"] > 0 and all(f"synthesize:{lang}" in result.stage_s for lang in TARGETS)
+
+
+@pytest.mark.slow
+def test_batched_synthesis_dubs_what_line_by_line_synthesis_dubs(tiny_profile, dialogue, ray_local, tmp_path):
+    """The same job through a synthesizer voicing lines one by one and one decoding them in batches: same lines,
+    same placements, same audio (within batched rounding); the batched actor really ran batches."""
+    import asyncio
+
+    import numpy as np
+    import ray
+
+    from graph.checkpoint import Checkpoint
+    from graph.pipeline import dub
+    from graph.runner import make_job, start_stages, stop_stages
+
+    options = DubOptions(targets=("pt-br",), profile="tiny", diarize=DiarizeOptions(num_speakers=2))
+    runs = {"alone": Replicas(synthesizer=1, synth_threads=2), "batched": Replicas(synthesizer=1, synth_batch=16)}
+    for name, replicas in runs.items():
+        # the second run reuses the first's transcript, turns, translations and voices, not its lines
+        for line in (tmp_path / "checkpoints").glob("line-*"):
+            line.unlink()
+        stages = start_stages(tiny_profile, replicas)
+        try:
+            job = make_job(dialogue.path, tmp_path / name, options, tiny_profile)
+            asyncio.run(dub(job, stages, checkpoint=Checkpoint(tmp_path / "checkpoints")))
+            stats = ray.get(stages.synthesizer.handles[0].stats.remote())
+        finally:
+            stop_stages(stages)
+    manifests = {name: json.loads((tmp_path / name / "manifest.json").read_text()) for name in runs}
+    keys = ("utterance_id", "speaker", "text", "start_s", "end_s", "stretch", "flags")
+    lines = {name: [{k: line[k] for k in keys} for line in m["languages"]["pt-br"]["lines"]]
+             for name, m in manifests.items()}
+    assert len(lines["alone"]) >= 6 and lines["batched"] == lines["alone"]
+    assert max(stats["batches"]) > 1 and sum(stats["batches"]) >= len(lines["batched"])
+    alone, batched = (sf.read(tmp_path / name / "pt-br.wav", dtype="float32")[0] for name in runs)
+    assert alone.shape == batched.shape and np.abs(alone).max() > 0.01
+    assert np.allclose(batched, alone, rtol=0, atol=2e-3)

@@ -85,3 +85,8 @@ def test_unsupported_language_and_missing_file_and_unwritable_output(sample_wav,
     blocker.write_text("x")
     run = dub(sample_wav, blocker / "out", timeout=120)
     assert run.returncode == 2 and "cannot write to output directory" in run.stderr
+    run = dub(sample_wav, tmp_path / "out", "--batch-lines", "8", timeout=120)
+    assert run.returncode == 2 and "offline profile's synthesizer" in run.stderr and "Traceback" not in run.stderr
+    assert "cannot decode lines in batches" in run.stderr and not (tmp_path / "out" / "manifest.json").exists()
+    run = dub(sample_wav, tmp_path / "out", "--synth-replicas", "0", timeout=120)
+    assert run.returncode == 2 and "must be >= 1" in run.stderr and "synthesizer 0" in run.stderr

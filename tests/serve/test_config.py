@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_config_matches_the_app(name):
     from ray.serve.schema import ServeDeploySchema
 
-    from actors.models import PROFILES
+    from actors.models import PROFILES, load_object
+    from actors.tts_batcher import can_batch, decode_options
     from actors.serving import Diarizer, Synthesizer, Transcriber, Translator
     from serve_app import DubAppArgs, DubIngress, build_app
 
@@ -26,3 +27,10 @@ def test_config_matches_the_app(name):
     assert {d.name for d in app.deployments} == names
     ingress = next(d for d in app.deployments if d.name == "DubIngress")
     assert ingress.num_replicas == 1 and not ingress.ray_actor_options.num_gpus  # the job runner: one, on CPU
+    synth = next(d for d in app.deployments if d.name == "Synthesizer")
+    user = synth.user_config or {}
+    assert set(user) <= {"batch_lines", "line_wait_s", "decode"}
+    decode_options(user.get("decode") or {})
+    batch = user.get("batch_lines", 1)
+    assert synth.max_ongoing_requests >= batch  # a batch can fill
+    assert batch == 1 or can_batch(load_object(PROFILES[args.profile].model("synthesizer").actor))
