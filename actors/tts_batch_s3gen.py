@@ -1,7 +1,9 @@
 """S3Gen for many lines at once, each with its own reference: ``tts_decode.tokens_to_wav`` batched.
 
 The flow (conformer encoder + CFM decoder, ~95 % of S3Gen's time on a GPU) runs over lines sorted by length and cut
-into batches, padded; the HiFT vocoder runs over lines of equal mel length, unpadded. Per row, everything a lone
+into batches whose lengths differ by at most ``max_padding`` (padded frames cost what real ones cost: on a 1-thread
+CPU, 8 lines of 25-150 tokens took 5.3 s padded into one batch, 4.1 s bucketed at 10 %, 3.8-4.1 s one by one);
+the HiFT vocoder runs over lines of equal mel length, unpadded. Per row, everything a lone
 line has is kept: its prompt tokens then its tokens then padding, its prompt mel, CFM noise drawn from the line's
 generator at the line's own length, its output slice, and HiFT's random phases / noise from the same generator.
 
@@ -31,6 +33,7 @@ def tokens_to_wav_batch(
     generators: Sequence[torch.Generator],
     *,
     max_batch: int = 32,
+    max_padding: float = 0.1,
     autocast: torch.dtype | None = None,
     n_timesteps: int | None = None,
 ) -> list[torch.Tensor]:
@@ -43,10 +46,8 @@ def tokens_to_wav_batch(
     refs = [{k: v.to(device=device) if torch.is_tensor(v) else v for k, v in ref.items()} for ref in refs]
     steps = n_timesteps or (2 if s3gen.meanflow else 10)
     sizes = [ref["prompt_token"].size(-1) + tokens.size(-1) for tokens, ref in zip(speech_tokens, refs)]
-    order = sorted(range(len(sizes)), key=sizes.__getitem__)
     mels: list[torch.Tensor] = [torch.empty(0)] * len(sizes)
-    for start in range(0, len(order), max_batch):
-        chunk = order[start : start + max_batch]
+    for chunk in buckets(sizes, max_batch, max_padding):
         out = _flow(s3gen, [speech_tokens[j] for j in chunk], [refs[j] for j in chunk],
                     [generators[j] for j in chunk], steps, autocast)
         for j, mel in zip(chunk, out):
@@ -62,6 +63,18 @@ def tokens_to_wav_batch(
             for j, wav in zip(chunk, out):
                 wavs[j] = wav
     return wavs
+
+
+def buckets(sizes: Sequence[int], max_batch: int, max_padding: float) -> list[list[int]]:
+    """Indices of ``sizes`` in length order, cut into runs of at most ``max_batch`` whose longest is at most
+    ``1 + max_padding`` times their shortest: padded frames cost as much as real ones."""
+    chunks: list[list[int]] = []
+    for i in sorted(range(len(sizes)), key=sizes.__getitem__):
+        if chunks and len(chunks[-1]) < max_batch and sizes[i] <= (1 + max_padding) * sizes[chunks[-1][0]]:
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return chunks
 
 
 def _flow(s3gen: Any, tokens: list[torch.Tensor], refs: list[dict], generators: list[torch.Generator], steps: int,

@@ -1,7 +1,9 @@
 """Continuous batching for a synthesizer replica: ``synthesize`` calls from any job share ``synthesize_batch`` calls.
 
-A call waits at most ``max_wait_s`` for others to join it (or until ``max_batch`` lines are waiting), then the
-lines run as one batch in a worker thread while the next batch gathers. The event loop never blocks, so a Serve
+A batch closes when ``max_batch`` lines wait, or ``max_wait_s`` after its oldest line arrived or the previous
+batch ended, whichever is later (callers of the batch that just ended are sending their next lines: without that
+grace a lone straggler would run as a batch of one while they queue), then the lines run as one batch in a worker
+thread while the next batch gathers. The event loop never blocks, so a Serve
 replica keeps answering. Cancelling a caller (a Serve request cancelled, a job cancelled) drops its line: from the
 queue if it has not started, from the running decode at its next step otherwise (``synthesize_batch``'s
 ``cancelled``). A batch that raises (one line's bad input fails the whole call) is retried line by line, so only
@@ -56,6 +58,7 @@ class LineBatcher:
         self.resize(max_batch, max_wait_s)
         self._pending: list[_Pending] = []
         self._running: list[_Pending] = []
+        self._ended = float("-inf")  # when the last batch ended (event-loop time)
         self._wake: asyncio.Event | None = None
         self._full: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
@@ -103,9 +106,10 @@ class LineBatcher:
     async def _work(self) -> None:
         while True:
             await self._wake.wait()
-            if self._pending and len(self._pending) < self.max_batch:  # the oldest line waits max_wait_s at most
+            if self._pending and len(self._pending) < self.max_batch:
                 self._full.clear()
-                left = self._pending[0].arrived + self.max_wait_s - asyncio.get_running_loop().time()
+                since = max(self._pending[0].arrived, self._ended)
+                left = since + self.max_wait_s - asyncio.get_running_loop().time()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), max(0.0, left))
             batch = [entry for entry in self._pending[: self.max_batch] if not entry.future.done()]
@@ -121,6 +125,7 @@ class LineBatcher:
         self._running = batch
         try:
             clips = await loop.run_in_executor(self.executor, self._call, batch)
+            self._ended = loop.time()
         except Exception as exc:  # noqa: BLE001 - handed to the callers, one by one if the batch had several
             if len(batch) == 1:
                 _settle(batch[0].future, exc=exc)

@@ -189,10 +189,19 @@ def test_s3gen_batch_per_line_references_and_lengths(synth, voices):
     tokens[1] = tokens[0]
     refs = [voices[v].gen for v in owners]
     want = [tokens_to_wav(s3gen, t, ref, torch.Generator().manual_seed(i)) for i, (t, ref) in enumerate(zip(tokens, refs))]
-    got = tokens_to_wav_batch(s3gen, tokens, refs, [torch.Generator().manual_seed(i) for i in range(4)], max_batch=3)
+    got = tokens_to_wav_batch(s3gen, tokens, refs, [torch.Generator().manual_seed(i) for i in range(4)], max_batch=3,
+                              max_padding=1.0)  # padded rows in one flow batch
     for g, w in zip(got, want):
         assert g.shape == w.shape and torch.allclose(g, w, rtol=0, atol=WAVE_ATOL)
     assert not torch.allclose(got[0], got[1], atol=1e-3)  # same tokens, other voice
+
+
+def test_s3gen_buckets_bound_padding_and_batch_size():
+    from actors.tts_batch_s3gen import buckets
+
+    assert buckets([100, 300, 105, 110, 290, 111], 8, 0.1) == [[0, 2, 3], [5], [4, 1]]
+    assert buckets([100, 101, 102, 103], 2, 0.1) == [[0, 1], [2, 3]]
+    assert buckets([5, 1], 8, 10.0) == [[1, 0]]
 
 
 def test_hooks_and_analyzers_do_not_pile_up(synth, voices):
@@ -246,6 +255,26 @@ def test_line_batcher_groups_jobs_and_answers_each_caller():
         assert all((c.samples == seed).all() for c in clips)
     assert sum(batches) == 12 and max(batches) <= 5 and len(batches) == 3
     assert any(len({text[0] for text in batch}) > 1 for batch in calls)  # jobs share batches
+
+
+def test_line_batcher_gives_the_callers_of_a_finished_batch_time_to_send_their_next_lines():
+    """Five jobs voicing lines one after another, four lines per batch: the fifth job's first line waits through
+    the first batch; it is then joined by the others' next lines instead of running alone."""
+    calls: list = []
+
+    async def main():
+        batcher = LineBatcher(_fake_run(calls, delay=0.3), max_batch=4, max_wait_s=0.1)
+
+        async def job(k: int) -> None:
+            for i in range(3):
+                await batcher.submit(SynthRequest(f"{k}-{i}", "en", None))
+                await asyncio.sleep(0.01 * (k + 1))  # fitting and saving the line before sending the next
+
+        await asyncio.gather(*(job(k) for k in range(5)))
+        await batcher.close()
+        return list(batcher.batches)
+
+    assert asyncio.run(main()) == [4, 4, 4, 2, 1]  # the last two wait on lines of their own job
 
 
 def test_line_batcher_cancellation_and_errors():
