@@ -146,9 +146,10 @@ def _dub_all(todo: list[Item], config: BackfillConfig, profile: Profile, manifes
              progress: Progress, stages: Stages | None) -> bool:
     """Dub ``todo`` with ``concurrency`` items in flight over the pools; True when it had to stop early."""
     from .local_ray import init_ray
-    from .runner import check_models, start_stages, stop_stages
+    from .runner import check_batching, check_models, start_stages, stop_stages
 
     if stages is None:
+        check_batching(profile, config.replicas)
         if not config.address:
             check_models(profile)
         init_ray(config.address)
