@@ -24,23 +24,18 @@ still depend only on its seed, but are not ``synthesize``'s (that one draws with
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from actors.tts_decode import new_analyzer
+from actors.tts_decode import AttentionSink, attention_sink, new_analyzer
 from actors.tts_batch_s3gen import tokens_to_wav_batch
 
 __all__ = ["DecodeOptions", "Prefill", "SynthRequest", "T3Line", "prefill_inputs", "sample_speech_tokens_batch",
            "tokens_to_wav_batch"]
 
-_ROWS_SINK: ContextVar["_Sink | None"] = ContextVar("dubgraph_t3_batch_attention_sink", default=None)
-_TAPS_LOCK = threading.Lock()
-_TAPPED = "_dubgraph_batch_taps"
 _MASK32 = 0xFFFFFFFF
 
 
@@ -233,46 +228,10 @@ class _Static:
         raise NotImplementedError("a static cache keeps every row")
 
 
-class _Sink:
-    """Per call: the conditional rows' attention of chatterbox's aligned heads, all rows (tts_decode taps row 0)."""
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self.attention: list[torch.Tensor | None] = [None, None, None]
-
-
-def _ensure_taps(t3: Any) -> None:
-    """Once per model: one hook per aligned head, writing only into the sink of the call in this context."""
-    from chatterbox.models.t3.inference.alignment_stream_analyzer import LLAMA_ALIGNED_HEADS
-
-    with _TAPS_LOCK:
-        if getattr(t3, _TAPPED, False):
-            return
-        for slot, (layer, head) in enumerate(LLAMA_ALIGNED_HEADS):
-            t3.tfmr.layers[layer].self_attn.register_forward_hook(_tap(slot, head))
-        setattr(t3, _TAPPED, True)
-
-
-def _tap(slot: int, head: int) -> Callable:
-    def hook(module, args, output):
-        sink = _ROWS_SINK.get()
-        if sink is None:
-            return
-        if not isinstance(output, tuple) or len(output) < 2 or output[1] is None:
-            raise RuntimeError("T3 attention weights missing: the alignment analyzer needs eager attention")
-        sink.attention[slot] = output[1][: sink.rows, head].float().cpu()
-
-    return hook
-
-
 @contextlib.contextmanager
-def _context(sink: _Sink | None, device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
-    token = _ROWS_SINK.set(sink)
-    try:
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            yield
-    finally:
-        _ROWS_SINK.reset(token)
+def _context(sink: AttentionSink | None, device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
+    with attention_sink(sink), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        yield
 
 
 def _temper(scores: torch.Tensor, temperatures: torch.Tensor, values: set[float]) -> torch.Tensor:
@@ -324,8 +283,6 @@ def sample_speech_tokens_batch(
     hp, device, n = t3.hp, t3.device, len(lines)
     eos = hp.stop_speech_token
     aligned = options.alignment and hp.is_multilingual
-    if aligned:
-        _ensure_taps(t3)
     budget = max(line.max_new_tokens for line in lines)
     limits = torch.tensor([line.max_new_tokens for line in lines], device=device)
     cfg = torch.tensor([[line.cfg_weight] for line in lines], device=device)
@@ -337,7 +294,7 @@ def sample_speech_tokens_batch(
     dropped: set[int] = set()
     repetition = RepetitionPenaltyLogitsProcessor(penalty=float(repetition_penalty))
     min_p_warper, top_p_warper = MinPLogitsWarper(min_p=min_p), TopPLogitsWarper(top_p=top_p)
-    sink = _Sink() if aligned else None
+    sink = AttentionSink([None] * 3, slice(0, n)) if aligned else None  # prepare_t3's taps fill it
     with _context(sink, device, options.autocast):
         pre = prefill_inputs(t3, lines)
         analyzers = [new_analyzer(t3, s) for s in pre.text_slices] if aligned else []
@@ -345,10 +302,10 @@ def sample_speech_tokens_batch(
         active = list(range(n))  # lines in the backbone's rows, in order
         pads = pre.pad.tolist()
         rows = torch.arange(n, device=device)
-        if sink:
-            sink.rows = n
         start_positions = (torch.arange(pre.embeds.size(1), device=device)[None] - pre.pad[:, None]).clamp(min=0)
         logits = backbone.prefill(pre, start_positions.repeat(2, 1))
+        if sink and any(a is None for a in sink.attention):
+            raise RuntimeError("T3 has no attention taps: call actors.tts_decode.prepare_t3(t3) once before decoding")
         speech_positions = t3.speech_pos_emb.get_fixed_embedding(torch.arange(1, budget + 1, device=device))
         for i in range(budget):
             m = len(active)
@@ -395,7 +352,7 @@ def sample_speech_tokens_batch(
                     backbone.keep(torch.cat([index, index + m]))
                     active, rows, drawn = [active[k] for k in keep], rows[index], drawn[index]
                     if sink:
-                        sink.rows = len(active)
+                        sink.rows = slice(0, len(active))
             embed = t3.speech_emb(drawn[:, None]) + speech_positions[:, i : i + 1]
             positions = (pre.lengths[rows] + i)[:, None]
             logits = backbone.step(torch.cat([embed, embed]), torch.cat([positions, positions]))
@@ -403,7 +360,7 @@ def sample_speech_tokens_batch(
     return [generated[r : r + 1, 1 : 1 + counts[r]] if r not in dropped else generated[r : r + 1, :0] for r in range(n)]
 
 
-def _align(scores: torch.Tensor, analyzers: list, active: list[int], sink: _Sink, pads: list[int],
+def _align(scores: torch.Tensor, analyzers: list, active: list[int], sink: AttentionSink, pads: list[int],
            last: list[int], step: int) -> torch.Tensor:
     """chatterbox's analyzer, one per row, on that row's attention with its padding cut off (as if alone)."""
     out = scores.clone()

@@ -3,10 +3,9 @@
 A batch closes when ``max_batch`` lines wait, or ``max_wait_s`` after its oldest line arrived or the previous
 batch ended, whichever is later (callers of the batch that just ended are sending their next lines: without that
 grace a lone straggler would run as a batch of one while they queue), then the lines run as one batch in a worker
-thread while the next batch gathers. The event loop never blocks, so a Serve
-replica keeps answering. Cancelling a caller (a Serve request cancelled, a job cancelled) drops its line: from the
-queue if it has not started, from the running decode at its next step otherwise (``synthesize_batch``'s
-``cancelled``). A batch that raises (one line's bad input fails the whole call) is retried line by line, so only
+thread while the next batch gathers. The event loop never blocks, so a Serve replica keeps answering. Cancelling
+a caller (a Serve request cancelled, a job cancelled) drops its line: from the queue if it has not started, from
+the running decode at its next step otherwise (``synthesize_batch``'s ``cancelled``). A batch that raises (one line's bad input fails the whole call) is retried line by line, so only
 the bad line's caller gets the error.
 """
 
@@ -20,9 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from actors.models import ModelSpec, load_object
 from graph.errors import BadInput
@@ -125,7 +122,6 @@ class LineBatcher:
         self._running = batch
         try:
             clips = await loop.run_in_executor(self.executor, self._call, batch)
-            self._ended = loop.time()
         except Exception as exc:  # noqa: BLE001 - handed to the callers, one by one if the batch had several
             if len(batch) == 1:
                 _settle(batch[0].future, exc=exc)
@@ -135,6 +131,8 @@ class LineBatcher:
                 if not entry.future.done():
                     await self._run([entry])
             return
+        finally:
+            self._ended = loop.time()
         for entry, clip in zip(batch, clips):
             _settle(entry.future, clip=clip)
 
@@ -165,6 +163,7 @@ class BatchingSynthesizer:
                  decode: dict[str, Any] | None = None):
         self.model = load_object(spec.actor)(spec, profile)
         self.lines: LineBatcher | None = None
+        self.batching = False
         self.configure(max_batch, max_wait_s, decode)
 
     def configure(self, max_batch: int, max_wait_s: float = LINE_WAIT_S, decode: dict[str, Any] | None = None) -> None:
@@ -173,8 +172,8 @@ class BatchingSynthesizer:
         ``decode``: ``DecodeOptions`` fields for the batched decode (``autocast`` by name: "bfloat16"); the
         defaults give each line the tokens ``synthesize`` gives it.
         """
-        self.batching = max_batch != 1
-        if not self.batching:
+        if max_batch == 1:
+            self.batching = False
             return
         if not can_batch(type(self.model)):
             raise BadInput(f"{type(self.model).__name__} cannot decode lines in batches (no synthesize_batch): "
@@ -185,6 +184,7 @@ class BatchingSynthesizer:
         else:
             self.lines.resize(max_batch, max_wait_s)
             self.lines.run_batch = run
+        self.batching = True  # last: a refused configuration leaves the previous one working
 
     async def prepare(self, reference, sr: int):
         return await asyncio.to_thread(self.model.prepare, reference, sr)

@@ -17,13 +17,26 @@ so with the same seed they reproduce chatterbox's tokens and waveform (tests com
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import torch
 
-_ATTENTION_SINK: ContextVar[list | None] = ContextVar("dubgraph_t3_attention_sink", default=None)
+
+@dataclass
+class AttentionSink:
+    """Where the taps write during the call running in this context: ``attention[slot]`` gets that aligned head's
+    weights for ``rows`` of the batch (0: a lone line's conditional row, (T, S); a slice: those rows, (n, T, S))."""
+
+    attention: list
+    rows: int | slice = 0
+
+
+_ATTENTION_SINK: ContextVar[AttentionSink | None] = ContextVar("dubgraph_t3_attention_sink", default=None)
 
 
 def prepare_t3(t3: Any) -> list[torch.utils.hooks.RemovableHandle]:
@@ -47,9 +60,19 @@ def _tap(slot: int, head: int):
             return
         if not isinstance(output, tuple) or len(output) < 2 or output[1] is None:
             raise RuntimeError("T3 attention weights missing: the backbone must run eager attention")
-        sink[slot] = output[1][0, head].cpu()
+        sink.attention[slot] = output[1][sink.rows, head].float().cpu()
 
     return hook
+
+
+@contextlib.contextmanager
+def attention_sink(sink: AttentionSink | None) -> Iterator[None]:
+    """Route the taps of ``prepare_t3`` into ``sink`` for the forwards run inside (this context only)."""
+    token = _ATTENTION_SINK.set(sink)
+    try:
+        yield
+    finally:
+        _ATTENTION_SINK.reset(token)
 
 
 @cache
@@ -114,8 +137,7 @@ def sample_speech_tokens(
     repetition = RepetitionPenaltyLogitsProcessor(penalty=float(repetition_penalty))
     min_p_warper = MinPLogitsWarper(min_p=min_p)
     top_p_warper = TopPLogitsWarper(top_p=top_p)
-    token = _ATTENTION_SINK.set(analyzer.last_aligned_attns if analyzer else None)
-    try:
+    with attention_sink(AttentionSink(analyzer.last_aligned_attns) if analyzer else None):
         out = t3.tfmr(inputs_embeds=inputs_embeds, past_key_values=None, use_cache=True)
         past = out.past_key_values
         logits_all = t3.speech_head(out.last_hidden_state)
@@ -139,8 +161,6 @@ def sample_speech_tokens(
             out = t3.tfmr(inputs_embeds=torch.cat([embed, embed]), past_key_values=past, use_cache=True)
             past = out.past_key_values
             logits_all = t3.speech_head(out.last_hidden_state)
-    finally:
-        _ATTENTION_SINK.reset(token)
     return torch.cat(predicted, dim=1)
 
 

@@ -8,9 +8,10 @@ takes at ``SPEAKING_CPS`` characters per second), then the stop token.
 
 The force is applied right after chatterbox's ``AlignmentStreamAnalyzer.step``: the last edit of the logits
 before sampling in chatterbox's own ``T3.inference`` (the baseline) and in dubgraph's ``sample_speech_tokens``
-and ``sample_speech_tokens_batch`` (the graph; in a batch each row's analyzer carries its own line), so every per-token cost (backbone, CFG, analyzer, penalties, sampling) stays as it was. Ids a trained
-T3 never samples (start token, ids past the S3 vocabulary) are masked, so S3Gen receives all N tokens. The
-moment the stop is forced is the end of the T3 decode, which splits a line's time into T3 and S3Gen.
+and ``sample_speech_tokens_batch`` (the graph; in a batch each row's analyzer carries its own line), so every
+per-token cost (backbone, CFG, analyzer, penalties, sampling) stays as it was. Ids a trained T3 never samples
+(start token, ids past the S3 vocabulary) are masked, so S3Gen receives all N tokens. The moment the stop is
+forced is the end of the T3 decode, which splits a line's time into T3 and S3Gen.
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def test_hooks_and_analyzers_do_not_pile_up(synth, voices):
     after_one = hooks()
     _batch(synth, _lines(synth, voices, LINES[3:4]))
     gc.collect()
-    assert hooks() == after_one == 6  # tts_decode's three taps and the batch's three
+    assert hooks() == after_one == 3  # prepare_t3's three taps serve lone and batched decodes
     assert not [o for o in gc.get_objects() if issubclass(type(o), AlignmentStreamAnalyzer)]
 
 
@@ -350,6 +350,7 @@ def test_batching_synthesizer_batches_concurrent_lines_or_voices_them_alone(tiny
         synth.configure(8, decode={"sampler": "greedy"})
     with pytest.raises(BadInput, match="must name a torch dtype"):
         synth.configure(8, decode={"autocast": "bfloat17"})
+    assert not synth.batching  # refused configurations leave the last good one (1: no batching) in force
     synth.configure(8, 0.5, decode={"sampler": "race", "alignment": False, "static_cache": True})
     raced = asyncio.run(voice())  # the GPU-speed options run on CPU too: other draws, same lines voiced
     assert synth.stats()["batches"] == [len(requests_)]
