@@ -140,12 +140,23 @@ class JobStore:
         self._exec("DELETE FROM jobs WHERE id = ?", job_id)
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
+    def drop_work_files(self, job_id: str, input_name: str) -> None:
+        """A finished job keeps only its artifacts: the input and checkpoint are no longer needed."""
+        shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
+        (self.job_dir(job_id) / input_name).unlink(missing_ok=True)
+
     def sweep(self) -> None:
-        """Remove job directories without a row (deleted while a worker thread was still writing)."""
-        known = {r[0] for r in self._exec("SELECT id FROM jobs")}
+        """Remove job directories without a row (deleted while a worker thread was still writing) and the work
+        files of done jobs (the process stopped between "done" and their removal)."""
+        done = dict(self._exec("SELECT id, input_name FROM jobs WHERE status = 'done'"))
+        rows = {r[0] for r in self._exec("SELECT id FROM jobs")}
         for path in self.root.iterdir():
-            if path.is_dir() and ID_PATTERN.match(path.name) and path.name not in known:
+            if not (path.is_dir() and ID_PATTERN.match(path.name)):
+                continue
+            if path.name not in rows:
                 shutil.rmtree(path, ignore_errors=True)
+            elif path.name in done:
+                self.drop_work_files(path.name, done[path.name])
 
     def close(self) -> None:
         with self._lock:
@@ -214,6 +225,7 @@ class JobRunner:
         self.progress: dict[str, dict[str, dict[str, int]]] = {}  # running job -> stage -> completed/total
         self.tasks: dict[str, asyncio.Task] = {}
         self._workers: list[asyncio.Task] = []
+        self._cleanups: set[asyncio.Future] = set()  # done jobs' work-file removals, finished before close returns
         self._submitting = 0
         self._warnings = _JobWarnings(self)
 
@@ -234,6 +246,7 @@ class JobRunner:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
 
     async def submit(self, options: DubOptions, save_input: Callable[[Path], Path]) -> JobRecord:
         """Validate, save the input into a new job directory (``save_input(dir) -> path``), then queue the job."""
@@ -333,7 +346,10 @@ class JobRunner:
         if checkpoint.hits:
             self.store.add_event(job_id, "info", f"resumed: {checkpoint.hits} finished units reused from before")
         self.store.set_status(job_id, "done")
-        await asyncio.to_thread(self._drop_work_files, job_id, record.input_name)
+        cleanup = asyncio.ensure_future(asyncio.to_thread(self.store.drop_work_files, job_id, record.input_name))
+        self._cleanups.add(cleanup)
+        cleanup.add_done_callback(self._cleanups.discard)
+        await asyncio.shield(cleanup)  # a closing runner must not cancel it before its thread starts
         log.info("[%s] done", job_id)
 
     def _progress(self, event: Event) -> None:
@@ -354,8 +370,3 @@ class JobRunner:
             log.error("[%s] failed", job_id, exc_info=exc)
         self.store.set_status(job_id, "failed", reason)
         remove_outputs(self.store.out_dir(job_id), options.targets, options.formats)
-
-    def _drop_work_files(self, job_id: str, input_name: str) -> None:
-        """A finished job keeps only its artifacts: the input and checkpoint are no longer needed."""
-        shutil.rmtree(self.store.checkpoint_dir(job_id), ignore_errors=True)
-        (self.store.job_dir(job_id) / input_name).unlink(missing_ok=True)
