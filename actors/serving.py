@@ -48,13 +48,15 @@ def profile_with(name: str | Profile, actors: dict[str, str] | None = None) -> P
 
 
 class _Model:
-    """Builds its role's actor in this replica; each call runs in a worker thread."""
+    """Builds its role's actor in this replica (``wrapper`` around it when set); each call runs in a worker thread."""
 
     role: ClassVar[str]
+    wrapper: ClassVar[type | None] = None  # built as wrapper(spec, profile) instead; it loads spec.actor itself
 
-    def __init__(self, profile: str, actors: dict[str, str] | None = None):
-        spec = profile_with(profile, actors).model(self.role)
-        self.model = load_object(spec.actor)(spec, profile)
+    def __init__(self, profile: str | Profile, actors: dict[str, str] | None = None):
+        profile = profile_with(profile, actors)
+        spec = profile.model(self.role)
+        self.model = (self.wrapper or load_object(spec.actor))(spec, profile.name)
         log.info("%s replica ready: %s (%s)", self.role, spec.name, spec.actor)
 
     async def _call(self, method: str, *args: Any) -> Any:
@@ -78,7 +80,7 @@ class Diarizer(_Model):
 
 
 @serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=4)
-class Synthesizer:
+class Synthesizer(_Model):
     """Lines from every job: each alone in a worker thread, or, with ``batch_lines`` > 1, decoded together.
 
     user_config: {"batch_lines": int (1), "line_wait_s": float (0.02), "decode": {DecodeOptions fields}}. With
@@ -88,11 +90,8 @@ class Synthesizer:
     A cancelled request's line leaves its batch (actors/tts_batcher.py).
     """
 
-    def __init__(self, profile: str | Profile, actors: dict[str, str] | None = None):
-        profile = profile_with(profile, actors)
-        spec = profile.model("synthesizer")
-        self.model = BatchingSynthesizer(spec, profile.name)
-        log.info("synthesizer replica ready: %s (%s)", spec.name, spec.actor)
+    role = "synthesizer"
+    wrapper = BatchingSynthesizer  # its methods are coroutines: awaited here, not run in a thread
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         self.model.configure(int(config.get("batch_lines", 1)), float(config.get("line_wait_s", LINE_WAIT_S)),

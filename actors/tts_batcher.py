@@ -49,7 +49,7 @@ class LineBatcher:
     Create it anywhere; it binds to the running event loop on the first ``submit``.
     """
 
-    def __init__(self, run_batch: RunBatch, max_batch: int = 64, max_wait_s: float = 0.02,
+    def __init__(self, run_batch: RunBatch, max_batch: int = 64, max_wait_s: float = LINE_WAIT_S,
                  executor: Executor | None = None):
         self.run_batch, self.executor = run_batch, executor
         self.resize(max_batch, max_wait_s)

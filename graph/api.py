@@ -259,8 +259,7 @@ def input_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[s
     if upload is not None and path:
         raise BadInput("send either an 'audio' file or a 'path', not both")
     if upload is not None:
-        suffix = Path(upload.filename or "").suffix
-        name = "input" + (suffix.lower() if UPLOAD_SUFFIX.match(suffix) else "")
+        name = _input_name(Path(upload.filename or "").suffix)
 
         def save_upload(job_dir: Path) -> Path:
             dest = job_dir / name
@@ -277,7 +276,7 @@ def input_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[s
     source = _allowed(str(path), roots)
 
     def save_path(job_dir: Path) -> Path:
-        dest = job_dir / ("input" + (source.suffix.lower() if UPLOAD_SUFFIX.match(source.suffix) else ""))
+        dest = job_dir / _input_name(source.suffix)
         try:
             os.link(source, dest)  # no copy when the job store is on the same filesystem
         except OSError:
@@ -285,6 +284,11 @@ def input_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[s
         return dest
 
     return save_path
+
+
+def _input_name(suffix: str) -> str:
+    """The saved input's name: "input" plus the original suffix when it looks like one (decoders go by it)."""
+    return "input" + (suffix.lower() if UPLOAD_SUFFIX.match(suffix) else "")
 
 
 def _allowed(path: str, roots: list[str]) -> Path:
