@@ -3,7 +3,7 @@
     serve run serve_app:app                    # defaults: offline profile, jobs under ./dubgraph-jobs
     serve run serve_config.yaml                # replicas, resources, batching and args from a config
 
-The ingress runs on CPU and owns the job store and runner (``graph.jobs``); it drives ``graph.pipeline`` through
+The ingress runs on CPU and owns the job store and runner (``graph.jobs.runner``); it drives ``graph.run.pipeline`` through
 the deployment handles (``actors.serving``). Model deployments take the accelerators (see serve_config.gpu.yaml).
 """
 
@@ -20,9 +20,10 @@ from ray import serve
 from ray.serve import Application
 
 from actors.serving import Diarizer, Synthesizer, Transcriber, Translator, profile_with, serve_stages
-from graph import api
 from graph.errors import DubError, JobNotFound, RequestTooLarge
-from graph.jobs import JobRunner, JobStore, Limits
+from graph.jobs import http as api
+from graph.jobs.runner import JobRunner, Limits
+from graph.jobs.store import JobStore
 from graph.languages import language
 from graph.options import TranslateOptions
 

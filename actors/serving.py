@@ -23,12 +23,12 @@ import ray
 from ray import serve
 from ray.exceptions import RayActorError
 
+from actors.chatterbox.batcher import LINE_WAIT_S, BatchingSynthesizer
 from actors.models import ROLES, Profile, get_profile, load_object
-from actors.tts_batcher import LINE_WAIT_S, BatchingSynthesizer
 from graph.errors import BadInput
 from graph.options import TranslateOptions
-from graph.pipeline import Stages
-from graph.stages import ServeStage, Stage
+from graph.run.pipeline import Stages
+from graph.run.stages import ServeStage, Stage
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Synthesizer(_Model):
     batching, lines of any job, speaker and language that arrive while a batch gathers (at most ``line_wait_s``
     after the first) or runs join the next batch of at most ``batch_lines``; keep ``max_ongoing_requests`` >=
     ``batch_lines`` or batches never fill.
-    A cancelled request's line leaves its batch (actors/tts_batcher.py).
+    A cancelled request's line leaves its batch (actors/chatterbox/batcher.py).
     """
 
     role = "synthesizer"
@@ -191,7 +191,7 @@ class Translator(_Model):
 class _RetryDeadReplica:
     """A stage whose calls are retried once when their replica died (Serve routes the retry to a live one).
 
-    Line synthesis is left out (``methods``): ``graph.lines`` retries a failed line itself and logs it per line.
+    Line synthesis is left out (``methods``): ``graph.run.lines`` retries a failed line itself and logs it per line.
     """
 
     def __init__(self, stage: Stage, methods: frozenset[str] | None = None):

@@ -7,7 +7,7 @@ the reference file for every line. Each line goes to a temp WAV; the WAVs are co
 as silence (no timing fit), so lines drift when the new language is longer or shorter.
 
 Kept equal to the graph on purpose: the model classes and specs (one profile), the reference clip of each
-speaker (``graph.voices.pick_reference``), the translation settings (the best candidate is voiced), sampling
+speaker (``graph.timeline.references.pick_reference``), the translation settings (the best candidate is voiced), sampling
 settings, forced line lengths (``bench.forced``) and the CPU thread budget. Nothing is slowed down: models load
 once, before the clock starts. chatterbox's ``generate`` leaves three alignment hooks behind per call (its own
 behaviour); a fresh instance per dub keeps that to what one job accumulates.
@@ -110,8 +110,8 @@ class Baseline:
         import torch
 
         from graph import audio
-        from graph.assign import build_utterances
         from graph.languages import language
+        from graph.timeline.assign import build_utterances
 
         if self.tts is None:
             self.load_tts()
@@ -157,7 +157,7 @@ class Baseline:
     def _reference(self, source, speaker, utterances, turns, options: DubOptions, tmp: Path) -> Path:
         import soundfile as sf
 
-        from graph.voices import pick_reference
+        from graph.timeline.references import pick_reference
 
         tts = options.tts
         ref = pick_reference(source, speaker, utterances, turns, tts.reference_min_s, tts.reference_max_s)

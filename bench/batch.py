@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from actors.chatterbox.batch_t3 import DecodeOptions, T3Line, sample_speech_tokens_batch, tokens_to_wav_batch
+from actors.chatterbox.model import MIN_P, REPETITION_PENALTY, TOKENS_PER_S, TOP_P, Synthesizer
 from actors.models import ModelSpec
-from actors.tts import MIN_P, REPETITION_PENALTY, TOKENS_PER_S, TOP_P, Synthesizer
-from actors.tts_batch import DecodeOptions, T3Line, sample_speech_tokens_batch, tokens_to_wav_batch
 from bench.forced import SAMPLES_PER_TOKEN, SPEAKING_CPS, quiet
 
 WORDS = ("the quick brown fox jumps over a lazy dog while seven bright students read their notes aloud in the old "
@@ -58,7 +58,7 @@ def load(size: str, device: str, directory: Path) -> Synthesizer:
     else:
         tiny_chatterbox.write_vocab(directory / tiny_chatterbox.VOCAB_FILE)
         loader = "bench.forced:load_full_random"
-    spec = ModelSpec(role="synthesizer", name=f"{size} random ChatterBox", actor="actors.tts:Synthesizer",
+    spec = ModelSpec(role="synthesizer", name=f"{size} random ChatterBox", actor="actors.chatterbox.model:Synthesizer",
                      kind="path", source=str(directory), env_var=None, fix="", loader=loader)
     return Synthesizer(spec, device=device)
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from actors.tts import TOKENS_PER_S, Synthesizer, has_speech
+from actors.chatterbox.model import TOKENS_PER_S, Synthesizer, has_speech
 from graph.types import Clip
 
 SPEAKING_CPS = 15.0  # characters per second of ordinary speech (en/pt/es/fr, spaces and punctuation included)
@@ -66,13 +66,13 @@ def install() -> None:
     ``forced`` and ``forced_batch``)."""
     from chatterbox.models.t3.inference.alignment_stream_analyzer import AlignmentStreamAnalyzer
 
-    from actors import tts_batch
+    from actors.chatterbox import batch_t3
 
     with _install_lock:
         if getattr(AlignmentStreamAnalyzer.step, "bench_forced", False):
             return
         AlignmentStreamAnalyzer.step = _forcing(AlignmentStreamAnalyzer.step)
-        tts_batch.new_analyzer = _numbering(tts_batch.new_analyzer)
+        batch_t3.new_analyzer = _numbering(batch_t3.new_analyzer)
 
 
 def _numbering(new_analyzer):

@@ -40,7 +40,7 @@ def gpu_profile(directory: Path) -> Profile:
 
 
 def replicas_for(count: int, batch: int = 1):
-    from graph.runner import Replicas
+    from graph.run.pools import Replicas
 
     return Replicas(synthesizer=count, synth_threads=2, synth_gpu=1.0 / count, synth_batch=batch,
                     synth_decode=BATCH_DECODE if batch > 1 else None)
@@ -54,8 +54,8 @@ def run_gpu(args: argparse.Namespace) -> str:
     from bench.baseline import BaselineProcess
     from bench.measure import bench_options, run_baseline, run_graph, start_graph
     from bench.report import Row
-    from graph.local_ray import init_ray
-    from graph.runner import stop_stages
+    from graph.run.local_ray import init_ray
+    from graph.run.pools import stop_stages
 
     if not torch.cuda.is_available():
         raise SystemExit("--gpu needs a CUDA device; the CPU bench is `python -m bench.run`")

@@ -80,7 +80,7 @@ def start_graph(profile, replicas) -> Any:
     """Actor pools of ``profile`` with their models loaded (the clock of a job starts after this)."""
     import ray
 
-    from graph.runner import start_stages
+    from graph.run.pools import start_stages
 
     stages = start_stages(profile, replicas)
     handles = [h for pool in (stages.asr, stages.diarizer, stages.translator, stages.synthesizer) for h in pool.handles]
@@ -89,11 +89,11 @@ def start_graph(profile, replicas) -> Any:
 
 
 def run_graph(stages, profile, input_path: Path, out_dir: Path, options: DubOptions, exclude_pids=()) -> Run:
-    """One job through ``graph.pipeline.dub`` on warm actors; RSS over the driver and every Ray process."""
+    """One job through ``graph.run.pipeline.dub`` on warm actors; RSS over the driver and every Ray process."""
     import ray
 
-    from graph.pipeline import dub
-    from graph.runner import make_job
+    from graph.run.pipeline import dub
+    from graph.run.pools import make_job
 
     synthesizers = stages.synthesizer.handles
     ray.get([h.stats.remote() for h in synthesizers])  # reset

@@ -1,6 +1,6 @@
 """`python -m bench.run` (`make bench`): dubgraph vs the serialized baseline, side by side, on this machine.
 
-Per scenario the baseline (its own process, bench/baseline.py) and the graph (Ray actors, graph/pipeline.py) dub
+Per scenario the baseline (its own process, bench/baseline.py) and the graph (Ray actors, graph/run/pipeline.py) dub
 the same input with the same models and thread budget, one after the other; models load, and each pipeline dubs
 the first scenario once untimed (first-call costs), before the clocks start. Then the graph dubs every scenario
 again with its synthesizers decoding lines in batches (``--batch`` lines each, ``synthesize_batch``), and once
@@ -27,7 +27,7 @@ def cpu_replicas(threads: int, synthesizers: int | None = None, batch: int = 1):
     """One synthesizer process per CPU thread, one line (or one batch) at a time each: threads inside one actor
     share its GIL, and the tiny model's decode is Python-bound (1 actor x 2 threads measured no faster than 1 x 1
     on 2 cores)."""
-    from graph.runner import Replicas
+    from graph.run.pools import Replicas
 
     return Replicas(synthesizer=synthesizers or threads, synth_threads=1, synth_batch=batch)
 
@@ -60,8 +60,8 @@ def run_cpu(args: argparse.Namespace) -> str:
     from bench.baseline import BaselineProcess
     from bench.measure import bench_options, run_baseline, run_graph, start_graph
     from bench.report import Row
-    from graph.local_ray import init_ray
-    from graph.runner import stop_stages
+    from graph.run.local_ray import init_ray
+    from graph.run.pools import stop_stages
 
     os.environ.setdefault("TQDM_DISABLE", "1")
     begun = time.perf_counter()

@@ -85,7 +85,7 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]  # other work on the machine skews every number: record it
 
-    from graph.local_ray import init_ray
+    from graph.run.local_ray import init_ray
     from serve_app import DubAppArgs, build_app
 
     init_ray()

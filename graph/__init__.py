@@ -1,14 +1,14 @@
 """dubgraph's dataflow: pure timeline logic and the orchestration that drives the model actors.
 
 Public surface: the options, the result records and ``dub_file`` (one file, local or cluster Ray).
-Actors are imported by full path (``actors.tts``...), never as a side effect of this package.
+Actors are imported by full path (``actors.chatterbox.model``...), never as a side effect of this package.
 """
 
-from .errors import DubError
-from .options import AsrOptions, DiarizeOptions, DubOptions, TimingOptions, TranslateOptions, TtsOptions
-from .pipeline import DubResult
-from .runner import dub_file
-from .types import LanguageOutput, PlacedLine, Utterance
+from graph.errors import DubError
+from graph.options import AsrOptions, DiarizeOptions, DubOptions, TimingOptions, TranslateOptions, TtsOptions
+from graph.run.pipeline import DubResult
+from graph.run.pools import dub_file
+from graph.types import LanguageOutput, PlacedLine, Utterance
 
 __all__ = [
     "AsrOptions",

@@ -22,9 +22,9 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 
-from .errors import AudioTooLarge, BadAudio, DubError, OutputNotWritable
-from .files import atomic_write
-from .types import Clip
+from graph.errors import AudioTooLarge, BadAudio, DubError, OutputNotWritable
+from graph.files import atomic_write
+from graph.types import Clip
 
 log = logging.getLogger(__name__)
 

@@ -90,3 +90,11 @@ class QueueFull(DubError):
     """Too much work is queued; try again later."""
 
     http_status = 503
+
+
+def user_error(exc: BaseException) -> DubError | None:
+    """The DubError behind ``exc``, also when a replica raised it (Ray wraps it, with the remote traceback)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, DubError):
+        return cause
+    return exc if isinstance(exc, DubError) else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import UnsupportedLanguage
+from graph.errors import UnsupportedLanguage
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .errors import BadInput
+from graph.errors import BadInput
 
 T = TypeVar("T")
 

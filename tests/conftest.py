@@ -34,7 +34,7 @@ def ray_local():
     """One embedded Ray for the whole session (2 CPUs, token auth on, no dashboard)."""
     import ray
 
-    from graph.local_ray import init_ray
+    from graph.run.local_ray import init_ray
 
     init_ray(num_cpus=2)
     yield ray

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from actors.tts import Synthesizer
+from actors.chatterbox.model import Synthesizer
 
 
 @pytest.fixture(scope="module")

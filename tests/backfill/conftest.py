@@ -24,7 +24,7 @@ EXTRA: tuple[tuple[str, str], ...] = (("beth", "Please close the window, it is c
 def offline_stages(ray_local):
     """One set of offline-profile actor pools for every in-process backfill (models load once)."""
     from actors.models import get_profile
-    from graph.runner import Replicas, start_stages, stop_stages
+    from graph.run.pools import Replicas, start_stages, stop_stages
 
     stages = start_stages(get_profile("offline"), Replicas())
     yield stages

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from graph.backfill import BackfillConfig, Summary, run_backfill
+from graph.backfill.job import BackfillConfig, Summary, run_backfill
 from graph.options import DubOptions
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from graph.backfill_manifest import content_hash
+from graph.backfill.manifest import content_hash
 from graph.options import TtsOptions, to_dict
 
 from .helpers import OPTIONS, ROOT, backfill, by_name, checkpoint_mtimes, output_mtimes, run_manifest

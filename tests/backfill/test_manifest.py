@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from graph import backfill_manifest
-from graph.backfill_manifest import Item, RunManifest, find_inputs, scan
-from graph.backfill_progress import Progress
+from graph.backfill import manifest as backfill_manifest
+from graph.backfill.manifest import Item, RunManifest, find_inputs, scan
+from graph.backfill.progress import Progress
 from graph.errors import BadInput
-from graph.pipeline import Event
+from graph.run.pipeline import Event
 
 
 def tone(path, seconds=1.0, f0=220.0):

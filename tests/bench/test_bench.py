@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from actors.chatterbox.batch_t3 import SynthRequest
 from actors.models import OFFLINE, Profile
-from actors.tts_batch import SynthRequest
 from bench.forced import SAMPLES_PER_TOKEN, target_tokens
 from bench.scenarios import CPU_SCENARIOS, TARGETS, build_input, synthesizer_spec
 
@@ -63,7 +63,7 @@ def test_gpu_path_packs_replicas_and_refuses_without_cuda():
     import torch
 
     from bench.gpu import BATCHED, REPLICAS, replicas_for, run_gpu
-    from graph.runner import Replicas
+    from graph.run.pools import Replicas
 
     assert [replicas_for(n).synth_gpu * n for n in REPLICAS] == [1.0] * len(REPLICAS)
     batched = [replicas_for(n, b) for n, b in BATCHED]
@@ -82,7 +82,7 @@ def test_smallest_scenario_both_pipelines_complete(bench_profile, bench_input, r
 
     from bench.baseline import Baseline
     from bench.measure import bench_options, run_graph, start_graph
-    from graph.runner import Replicas, stop_stages
+    from graph.run.pools import Replicas, stop_stages
 
     options = bench_options(SCENARIO.targets, SCENARIO.speakers, bench_profile.name)
     input_s = sf.info(bench_input).duration

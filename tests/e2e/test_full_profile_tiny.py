@@ -8,7 +8,7 @@ import soundfile as sf
 
 from actors.models import OFFLINE, Profile
 from graph.options import DiarizeOptions, DubOptions
-from graph.runner import Replicas, dub_file
+from graph.run.pools import Replicas, dub_file
 
 TARGETS = ("pt-br", "es", "fr")
 
@@ -56,9 +56,9 @@ def test_batched_synthesis_dubs_what_line_by_line_synthesis_dubs(tiny_profile, d
     import numpy as np
     import ray
 
-    from graph.checkpoint import Checkpoint
-    from graph.pipeline import dub
-    from graph.runner import make_job, start_stages, stop_stages
+    from graph.run.checkpoint import Checkpoint
+    from graph.run.pipeline import dub
+    from graph.run.pools import make_job, start_stages, stop_stages
 
     options = DubOptions(targets=("pt-br",), profile="tiny", diarize=DiarizeOptions(num_speakers=2))
     runs = {"alone": Replicas(synthesizer=1, synth_threads=2), "batched": Replicas(synthesizer=1, synth_batch=16)}

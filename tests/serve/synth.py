@@ -11,7 +11,7 @@ import os
 
 import ray
 
-from actors.tts_espeak import EspeakSynthesizer
+from actors.espeak import EspeakSynthesizer
 
 CONTROL_NAME = "dubgraph-test-synth-control"
 NAMESPACE = "dubgraph-tests"

@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 
+from actors.chatterbox.model import Synthesizer as ChatterBox
 from actors.models import OFFLINE, Profile
 from actors.serving import Synthesizer
-from actors.tts import Synthesizer as ChatterBox
-from tests.actors.test_tts import _voice
+from tests.actors.chatterbox.test_model import _voice
 
 TEXTS = [("Olá, tudo bem?", "pt-br", 1), ("¿Dónde está la estación?", "es", 2), ("Bom dia, senhora.", "pt-br", 3)]
 WAIT_S = 1.5  # long enough for every test request to reach the replica before its batch closes

@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_config_matches_the_app(name):
     from ray.serve.schema import ServeDeploySchema
 
+    from actors.chatterbox.batcher import can_batch, decode_options
     from actors.models import PROFILES, load_object
-    from actors.tts_batcher import can_batch, decode_options
     from actors.serving import Diarizer, Synthesizer, Transcriber, Translator
     from serve_app import DubAppArgs, DubIngress, build_app
 

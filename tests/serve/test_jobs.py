@@ -1,4 +1,4 @@
-"""The job store and runner without Serve: the pipeline's in-process stand-ins (tests/unit/test_pipeline.py)."""
+"""The job store and runner without Serve: the pipeline's in-process stand-ins (tests/run/test_pipeline.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import pytest
 import soundfile as sf
 
 from actors.models import Profile
-from graph.jobs import ID_PATTERN, JobQueueFull, JobRunner, JobStore, Limits
+from graph.jobs.runner import JobQueueFull, JobRunner, Limits
+from graph.jobs.store import ID_PATTERN, JobStore
 from graph.options import DubOptions
-from graph.stages import LocalStage
-from tests.unit.test_pipeline import LINES, SR, ToneVoice, recording, stages  # noqa: F401 (recording: fixture)
+from graph.run.stages import LocalStage
+from tests.run.test_pipeline import LINES, SR, ToneVoice, recording, stages  # noqa: F401 (recording: fixture)
 
 PROFILE = Profile("tone", "in-process stand-ins", (), sources=("en",), targets=("pt-br", "es"))
 OPTIONS = DubOptions(targets=("pt-br",), profile="tone")

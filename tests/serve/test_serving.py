@@ -11,7 +11,7 @@ from ray.exceptions import ActorDiedError
 from actors.serving import Translator, _RetryDeadReplica, _Texts
 from graph.errors import UnsupportedLanguage
 from graph.options import TranslateOptions
-from graph.stages import LocalStage
+from graph.run.stages import LocalStage
 
 
 class DiesOnce:
@@ -32,7 +32,7 @@ def test_calls_on_a_dead_replica_are_retried_once_except_line_synthesis(caplog):
         assert asyncio.run(_RetryDeadReplica(LocalStage(DiesOnce())).call("transcribe", "words")) == "words"
     assert "transcribe failed on a dead replica (ActorDiedError): retrying" in caplog.text
     lines = _RetryDeadReplica(LocalStage(DiesOnce()), frozenset({"prepare"}))
-    with pytest.raises(ActorDiedError):  # graph.lines retries lines itself, per line
+    with pytest.raises(ActorDiedError):  # graph.run.lines retries lines itself, per line
         asyncio.run(lines.call("synthesize", "line"))
 
 

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_packages_resolve_to_this_project_from_a_fresh_interpreter(tmp_path):
     code = (
-        "import graph, actors, graph.cli, actors.models, sys; "
+        "import graph, actors, graph.cli.main, actors.models, sys; "
         "heavy = sorted(m for m in ('torch', 'ray', 'chatterbox', 'pyannote', 'faster_whisper', 'transformers') "
         "if m in sys.modules); import serve_app; "
         "served = sorted(m for m in ('torch', 'chatterbox', 'pyannote', 'faster_whisper', 'transformers') "

@@ -1,0 +1,5 @@
+import sys
+
+from graph.backfill.job import main
+
+sys.exit(main())

@@ -1,0 +1,324 @@
+"""The HTTP side of the Serve ingress, minus the routes: request parsing, JSON errors, the API key, artifacts.
+
+Every error leaves as ``{"error": {"status", "type", "message", ...}}`` with the status its ``DubError`` class
+names; anything unexpected becomes a 500 with a reference id for the server log, never a traceback.
+Uploads are counted while they stream in, so an oversized one is refused without being stored whole.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from graph.errors import (
+    AudioTooLarge,
+    BadInput,
+    DubError,
+    JobNotFound,
+    Unauthorized,
+    UnsupportedLanguage,
+    UnsupportedMediaType,
+    user_error,
+)
+from graph.jobs.runner import JobQueueFull
+from graph.languages import parse_targets
+from graph.media.outputs import MANIFEST
+from graph.options import DubOptions, from_dict
+
+log = logging.getLogger(__name__)
+
+DUB_FIELDS = ("path", "targets", "speakers", "min_speakers", "max_speakers", "source_language", "profile", "options")
+ARTIFACT = re.compile(r"^[a-z]{2,3}(?:-[a-z]{2,4})?\.(?P<fmt>wav|flac|srt|vtt)$")
+MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "srt": "application/x-subrip", "vtt": "text/vtt",
+               "json": "application/json"}  # fmt: skip
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+UPLOAD_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+COPY_CHUNK = 1 << 20
+
+
+class TranslateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    texts: list[str] = Field(min_length=1, description="lines to translate, each on its own")
+    target: str = Field(description="target language code, e.g. pt-br")
+    source: str = Field("en", description="source language code")
+    n_best: int = Field(1, ge=1, le=8, description="candidates per text (models without n-best give one)")
+
+
+class TranslateResponse(BaseModel):
+    source: str
+    target: str
+    translations: list[str]  # the best candidate of each text
+    candidates: list[list[str]]
+
+
+def error_response(
+    status: int, kind: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse({"error": {"status": status, "type": kind, "message": message, **extra}}, status, headers)
+
+
+def _dub_error(error: DubError) -> JSONResponse:
+    extra: dict[str, Any] = {}
+    headers = None
+    if isinstance(error, UnsupportedLanguage):
+        extra["supported"] = list(error.supported)
+    if isinstance(error, JobQueueFull):
+        headers = {"Retry-After": str(error.retry_after_s)}
+    return error_response(error.http_status, type(error).__name__, str(error), headers, **extra)
+
+
+def _unexpected(exc: BaseException) -> JSONResponse:
+    error = user_error(exc)
+    if error is not None:
+        return _dub_error(error)
+    reference = secrets.token_hex(6)
+    log.error("internal error %s", reference, exc_info=exc)
+    return error_response(500, "InternalError", f"internal error; the server log has details (reference {reference})")
+
+
+class _CatchAll:
+    """ASGI middleware: whatever escapes the exception handlers becomes a JSON 500, not a plain-text traceback."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                log.error("error after the response started", exc_info=exc)
+                return
+            await _unexpected(exc)(scope, receive, send)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_dub_error(_: Request, exc: DubError) -> JSONResponse:
+        return _dub_error(user_error(exc) or exc)
+
+    async def on_http(_: Request, exc: HTTPException) -> JSONResponse:
+        status = 422 if exc.status_code == 400 else exc.status_code  # malformed bodies count as bad parameters
+        return error_response(status, "HTTPError", str(exc.detail), dict(exc.headers or {}))
+
+    async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()]
+        return error_response(422, "BadInput", "; ".join(problems) or "invalid request", problems=problems)
+
+    app.add_exception_handler(DubError, on_dub_error)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_middleware(_CatchAll)
+
+
+def api_key_guard(expected: str | None) -> Callable:
+    """A dependency that admits a request carrying the key in ``X-API-Key`` or ``Authorization: Bearer``."""
+
+    async def check(x_api_key: str | None = Header(None), authorization: str | None = Header(None)) -> None:
+        if expected is None:
+            return
+        given = x_api_key
+        if given is None and authorization and authorization.lower().startswith("bearer "):
+            given = authorization[7:].strip()
+        if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Unauthorized("missing or wrong API key: send it in the X-API-Key header")
+
+    return check
+
+
+def _limited(receive: Callable, max_bytes: int) -> Callable:
+    seen = 0
+
+    async def counted() -> dict:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > max_bytes:
+                raise AudioTooLarge(f"the request is larger than this server's upload limit ({max_bytes / 2**20:g} MB)")
+        return message
+
+    return counted
+
+
+@asynccontextmanager
+async def dub_request(request: Request, max_bytes: int) -> AsyncIterator[tuple[dict[str, Any], UploadFile | None]]:
+    """The fields of a POST /v1/dubs (a form, with an ``audio`` file when multipart, or JSON) and the upload."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise AudioTooLarge(
+            f"the request is {int(declared) / 2**20:.1f} MB; this server's upload limit is {max_bytes / 2**20:g} MB"
+        )
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    limited = Request(request.scope, _limited(request.receive, max_bytes))
+    if content_type == "application/json":
+        try:
+            body = await limited.json()
+        except (ValueError, UnicodeDecodeError):
+            raise BadInput("the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise BadInput("the JSON body must be an object")
+        yield _known(body), None
+        return
+    if content_type not in FORM_TYPES:
+        raise UnsupportedMediaType(
+            "send multipart/form-data (an 'audio' file), a urlencoded form or JSON, "
+            f"not {content_type or 'no content type'!r}"
+        )
+    form = await limited.form(max_files=1, max_fields=len(DUB_FIELDS))
+    try:
+        fields: dict[str, Any] = {}
+        upload = None
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if key != "audio":
+                    raise BadInput(f"the file field must be called 'audio', not {key!r}")
+                upload = value
+            else:
+                fields[key] = value
+        yield _known(fields), upload
+    finally:
+        await form.close()
+
+
+def _known(fields: dict[str, Any]) -> dict[str, Any]:
+    if "audio" in fields:
+        raise BadInput("'audio' must be a file part of a multipart form (curl -F audio=@talk.wav); JSON and "
+                       "urlencoded bodies name a server-side file in 'path'")  # fmt: skip
+    unknown = sorted(set(fields) - set(DUB_FIELDS))
+    if unknown:
+        raise BadInput(f"unknown field(s): {', '.join(unknown)}; known: audio, {', '.join(DUB_FIELDS)}")
+    return fields
+
+
+def _int(fields: dict[str, Any], name: str) -> int | None:
+    value = fields.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"{name} must be a whole number, got {value!r}") from None
+
+
+def dub_options(fields: dict[str, Any], profile) -> DubOptions:
+    """DubOptions from request fields; ``options`` (JSON) may set any further DubOptions field."""
+    extra = fields.get("options") or {}
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except ValueError:
+            raise BadInput("options must be a JSON object, e.g. {\"tts\": {\"seed\": 1}}") from None
+    if not isinstance(extra, dict):
+        raise BadInput("options must be a JSON object")
+    asked = fields.get("profile") or extra.get("profile") or profile.name
+    if asked != profile.name:
+        raise BadInput(f"profile {asked!r} is not served here; this server runs profile {profile.name!r}")
+    if not fields.get("targets") and not extra.get("targets"):
+        raise BadInput(f"targets is required (comma-separated); supported: {', '.join(profile.targets)}")
+    targets = parse_targets(fields.get("targets") or extra["targets"], profile.targets)
+    data = {**extra, "profile": profile.name, "targets": targets}
+    diarize = dict(data.get("diarize") or {})
+    for name, key in (("speakers", "num_speakers"), ("min_speakers", "min_speakers"), ("max_speakers", "max_speakers")):
+        value = _int(fields, name)
+        if value is not None:
+            diarize[key] = value
+    if diarize:
+        data["diarize"] = diarize
+    if fields.get("source_language"):
+        data["asr"] = {**dict(data.get("asr") or {}), "language": fields["source_language"]}
+    return from_dict(DubOptions, data)
+
+
+def input_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[str]) -> Callable[[Path], Path]:
+    """How to put the job's input into its directory: copy the upload, or link/copy an allowed server path."""
+    path = fields.get("path")
+    if upload is not None and path:
+        raise BadInput("send either an 'audio' file or a 'path', not both")
+    if upload is not None:
+        name = _input_name(Path(upload.filename or "").suffix)
+
+        def save_upload(job_dir: Path) -> Path:
+            dest = job_dir / name
+            upload.file.seek(0)
+            with open(dest, "wb") as out:
+                shutil.copyfileobj(upload.file, out, COPY_CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+            return dest
+
+        return save_upload
+    if not path:
+        raise BadInput("send the audio as a multipart file field 'audio', or a server-side 'path'")
+    source = _allowed(str(path), roots)
+
+    def save_path(job_dir: Path) -> Path:
+        dest = job_dir / _input_name(source.suffix)
+        try:
+            os.link(source, dest)  # no copy when the job store is on the same filesystem
+        except OSError:
+            shutil.copyfile(source, dest)
+        return dest
+
+    return save_path
+
+
+def _input_name(suffix: str) -> str:
+    """The saved input's name: "input" plus the original suffix when it looks like one (decoders go by it)."""
+    return "input" + (suffix.lower() if UPLOAD_SUFFIX.match(suffix) else "")
+
+
+def _allowed(path: str, roots: list[str]) -> Path:
+    if not roots:
+        raise BadInput("this server does not read server-side paths; upload the audio as the 'audio' field")
+    source = Path(path.removeprefix("file://")).expanduser().resolve()
+    if not any(source.is_relative_to(Path(root).expanduser().resolve()) for root in roots):
+        raise BadInput(f"{path} is not under a directory this server may read (its input_roots)")
+    if not source.is_file():
+        raise BadInput(f"{path} is not a file on the server")
+    return source
+
+
+def artifact(out_dir: Path, name: str) -> tuple[Path, str]:
+    """Path and media type of one of a finished job's files, by its public name (``pt-br.wav``, ``manifest.json``)."""
+    match = ARTIFACT.match(name)
+    if name != MANIFEST and match is None:
+        raise JobNotFound(f"no artifact {name!r}: ask for <language>.wav|flac|srt|vtt or {MANIFEST}")
+    path = out_dir / name
+    if not path.is_file():
+        raise JobNotFound(f"this job has no {name} (the formats and targets it was asked for are in its status)")
+    return path, MEDIA_TYPES["json" if match is None else match["fmt"]]
+
+
+def links(base: str, job_id: str, options: dict[str, Any]) -> dict[str, Any]:
+    """URLs of a finished job's artifacts: per language and format, and the manifest."""
+    prefix = f"{base}/v1/dubs/{job_id}"
+    formats = options.get("formats") or DubOptions().formats
+    return {
+        "manifest": f"{prefix}/{MANIFEST}",
+        "languages": {lang: {fmt: f"{prefix}/{lang}.{fmt}" for fmt in formats} for lang in options.get("targets", ())},
+    }

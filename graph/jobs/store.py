@@ -1,0 +1,141 @@
+"""The job store: one SQLite database and one directory per job under ``root``, surviving restarts.
+
+Under ``root``: ``jobs.sqlite3`` (one row per job, plus its warnings) and one directory per job id holding the
+saved input (written before the job is accepted), ``out/`` (the artifacts) and ``checkpoint/`` (every finished
+unit: transcript, turns, translations, conditionals, each line). Ids are 128 random bits, so a job's files are
+reachable only by whoever holds its id.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")  # secrets.token_urlsafe(16)
+ACTIVE = ("queued", "running")
+EVENTS_KEPT = 50  # warnings kept per job
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, status TEXT NOT NULL, created_s REAL NOT NULL, updated_s REAL NOT NULL,
+    options TEXT NOT NULL, input_name TEXT NOT NULL, error TEXT, runs INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS events (job_id TEXT NOT NULL, t_s REAL NOT NULL, level TEXT NOT NULL, message TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_job ON events (job_id);
+"""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    status: str  # queued | running | done | failed
+    created_s: float
+    updated_s: float
+    options: dict[str, Any]
+    input_name: str
+    error: dict[str, str] | None
+    runs: int  # times a run started: more than 1 means it was resumed after a restart
+
+
+class JobStore:
+    """Rows in SQLite (WAL, fully synced: an accepted job is on disk), files in one directory per job."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    @staticmethod
+    def new_id() -> str:
+        return secrets.token_urlsafe(16)
+
+    def job_dir(self, job_id: str) -> Path:
+        if not ID_PATTERN.match(job_id):
+            raise ValueError(f"not a job id: {job_id!r}")
+        return self.root / job_id
+
+    def out_dir(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "out"
+
+    def checkpoint_dir(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "checkpoint"
+
+    def _exec(self, sql: str, *params: Any) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def create(self, job_id: str, options: dict[str, Any], input_name: str) -> JobRecord:
+        now = time.time()
+        self._exec("INSERT INTO jobs (id, status, created_s, updated_s, options, input_name) "
+                   "VALUES (?, 'queued', ?, ?, ?, ?)", job_id, now, now, json.dumps(options), input_name)  # fmt: skip
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        if not ID_PATTERN.match(job_id):
+            return None
+        rows = self._exec("SELECT * FROM jobs WHERE id = ?", job_id)
+        return _record(rows[0]) if rows else None
+
+    def active(self) -> list[JobRecord]:
+        """Queued and running jobs, oldest first."""
+        return [_record(r) for r in self._exec("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_s", *ACTIVE)]
+
+    def count(self, status: str) -> int:
+        return self._exec("SELECT COUNT(*) FROM jobs WHERE status = ?", status)[0][0]
+
+    def set_status(self, job_id: str, status: str, error: dict[str, str] | None = None, started: bool = False) -> None:
+        self._exec("UPDATE jobs SET status = ?, error = ?, updated_s = ?, runs = runs + ? WHERE id = ?",
+                   status, json.dumps(error) if error else None, time.time(), int(started), job_id)  # fmt: skip
+
+    def add_event(self, job_id: str, level: str, message: str) -> None:
+        self._exec("INSERT INTO events (job_id, t_s, level, message) VALUES (?, ?, ?, ?)",
+                   job_id, time.time(), level, message)  # fmt: skip
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        rows = self._exec("SELECT t_s, level, message FROM events WHERE job_id = ? ORDER BY t_s LIMIT ?",
+                          job_id, EVENTS_KEPT)  # fmt: skip
+        return [{"t_s": round(t, 3), "level": level, "message": message} for t, level, message in rows]
+
+    def delete(self, job_id: str) -> None:
+        self._exec("DELETE FROM events WHERE job_id = ?", job_id)
+        self._exec("DELETE FROM jobs WHERE id = ?", job_id)
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+
+    def drop_work_files(self, job_id: str, input_name: str) -> None:
+        """A finished job keeps only its artifacts: the input and checkpoint are no longer needed."""
+        shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
+        (self.job_dir(job_id) / input_name).unlink(missing_ok=True)
+
+    def sweep(self) -> None:
+        """Remove job directories without a row (deleted while a worker thread was still writing) and the work
+        files of done jobs (the process stopped between "done" and their removal)."""
+        done = dict(self._exec("SELECT id, input_name FROM jobs WHERE status = 'done'"))
+        rows = {r[0] for r in self._exec("SELECT id FROM jobs")}
+        for path in self.root.iterdir():
+            if not (path.is_dir() and ID_PATTERN.match(path.name)):
+                continue
+            if path.name not in rows:
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.name in done:
+                self.drop_work_files(path.name, done[path.name])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _record(row: tuple) -> JobRecord:
+    job_id, status, created_s, updated_s, options, input_name, error, runs = row
+    return JobRecord(job_id, status, created_s, updated_s, json.loads(options), input_name,
+                     json.loads(error) if error else None, runs)  # fmt: skip

@@ -1,0 +1,62 @@
+"""Files of a job: per language WAV/FLAC/SRT/VTT, then manifest.json last (its presence means complete)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graph import audio
+from graph.errors import OutputNotWritable
+from graph.files import atomic_write_bytes, atomic_write_json
+from graph.timeline.subtitles import to_srt, to_vtt
+from graph.types import LanguageOutput, PlacedLine
+
+MANIFEST = "manifest.json"
+
+
+def check_writable(out_dir: str | Path) -> Path:
+    """Create ``out_dir`` and prove a file can be written there, before any work is spent."""
+    path = Path(out_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise OutputNotWritable(f"cannot write to output directory {path}: {exc.strerror or exc}; choose another with --out") from None
+    return path
+
+
+def write_language(
+    out_dir: Path, lang: str, track: np.ndarray, sr: int, lines: Sequence[PlacedLine], formats: Sequence[str]
+) -> LanguageOutput:
+    files: dict[str, str] = {}
+    for fmt in formats:
+        target = out_dir / f"{lang}.{fmt}"
+        if fmt in ("wav", "flac"):
+            audio.write_audio(target, track, sr, fmt)
+        else:
+            atomic_write_bytes(target, (to_srt(lines) if fmt == "srt" else to_vtt(lines)).encode())
+        files[fmt] = target.name
+    return LanguageOutput(lang, files, tuple(sorted(lines, key=lambda line: line.start_s)))
+
+
+def write_manifest(out_dir: Path, job: dict[str, Any], outputs: dict[str, LanguageOutput]) -> Path:
+    languages = {}
+    for lang, output in outputs.items():
+        flagged = [line.utterance_id for line in output.lines if set(line.flags) - {"stretched", "borrowed_silence"}]
+        languages[lang] = {"files": output.files, "lines_flagged": flagged, "lines": [line.to_json() for line in output.lines]}
+    return atomic_write_json(out_dir / MANIFEST, {**job, "languages": languages})
+
+
+def remove_outputs(out_dir: Path, langs: Sequence[str], formats: Sequence[str]) -> None:
+    """Delete what a failed job may have written, so nothing half-done looks complete."""
+    for name in [MANIFEST] + [f"{lang}.{fmt}" for lang in langs for fmt in formats]:
+        try:
+            os.unlink(out_dir / name)
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,134 @@
+"""espeak-ng synthesizer: real espeak-ng, references made with espeak-ng voices of both sexes."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+
+import numpy as np
+import pytest
+
+from actors.espeak import DEFAULT_VOICE, FEMALE, MALE, EspeakSynthesizer
+from actors.models import OFFLINE
+from graph.errors import BadAudio, UnsupportedLanguage
+
+REFERENCE_TEXT = (
+    "Good morning, did you finish reading the report last night? "
+    "The numbers for March look much better, and we still need to check the costs."
+)
+SENTENCE = "Olá, como você está hoje?"
+
+
+def espeak(voice: str, pitch: int, text: str = REFERENCE_TEXT) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    wav = subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "--stdin", "--stdout"],
+                         input=text.encode(), capture_output=True, check=True).stdout
+    samples, sr = sf.read(io.BytesIO(wav), dtype="float32")
+    return samples, sr
+
+
+def median_f0(samples: np.ndarray, sr: int) -> float:
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(samples, fmin=60.0, fmax=500.0, sr=sr, frame_length=2048)
+    return float(np.nanmedian(f0[voiced]))
+
+
+@pytest.fixture(scope="module")
+def synth() -> EspeakSynthesizer:
+    return EspeakSynthesizer(OFFLINE.model("synthesizer"))
+
+
+@pytest.fixture(scope="module")
+def voices(synth):
+    """A low male and a high female speaker; the male one resampled to 16 kHz like ASR-side audio."""
+    import librosa
+
+    male, sr = espeak("en-us+m3", 35)
+    female, sr_f = espeak("en-us+f2", 70)
+    male16 = librosa.resample(male, orig_sr=sr, target_sr=16000)
+    return synth.prepare(male16, 16000), synth.prepare(female, sr_f)
+
+
+def test_sentence_gives_plausible_audio(synth, voices):
+    clip = synth.synthesize(SENTENCE, "pt-br", voices[0])
+    assert clip.sr == 22050
+    assert clip.samples.dtype == np.float32 and clip.samples.ndim == 1
+    assert 0.8 < clip.duration_s < 4.0
+    assert np.abs(clip.samples).max() > 0.05
+    again = synth.synthesize(SENTENCE, "pt-br", voices[0], seed=7, temperature=0.1)
+    assert np.array_equal(again.samples, clip.samples)  # seed etc. are accepted and ignored
+
+
+def test_longer_text_gives_longer_audio(synth, voices):
+    short = synth.synthesize("Bom dia.", "pt-br", voices[1])
+    long = synth.synthesize("Bom dia. " + SENTENCE + " As crianças brincavam no jardim o dia inteiro.", "pt-br",
+                            voices[1])
+    assert long.duration_s > 2 * short.duration_s > 0
+
+
+def test_two_references_give_two_voices(synth, voices):
+    male, female = voices
+    assert male != female
+    assert male.variant in MALE and female.variant in FEMALE
+    assert male.f0_hz < 160 < female.f0_hz
+    a = synth.synthesize(SENTENCE, "pt-br", male)
+    b = synth.synthesize(SENTENCE, "pt-br", female)
+    n = min(len(a.samples), len(b.samples))
+    assert not np.allclose(a.samples[:n], b.samples[:n], atol=1e-3)
+    assert median_f0(a.samples, a.sr) * 1.4 < median_f0(b.samples, b.sr)
+
+
+def test_two_real_speakers_at_the_same_pitch_get_different_variants(synth):
+    """pyannote.audio ships a real two-speaker recording: two women, both at ~200 Hz median F0."""
+    import importlib.util
+    from pathlib import Path
+
+    import soundfile as sf
+
+    spec = importlib.util.find_spec("pyannote.audio")
+    folder = Path(spec.origin).parent / "sample" if spec else None
+    if folder is None or not (folder / "sample.wav").exists():
+        pytest.skip("pyannote.audio's sample recording is not installed")
+    audio, sr = sf.read(folder / "sample.wav", dtype="float32")
+    turns: dict[str, list[np.ndarray]] = {}
+    for line in (folder / "sample.rttm").read_text().splitlines():
+        fields = line.split()
+        start, duration = float(fields[3]), float(fields[4])
+        turns.setdefault(fields[7], []).append(audio[int(start * sr) : int((start + duration) * sr)])
+    a, b = (synth.prepare(np.concatenate(parts)[: 10 * sr], sr) for parts in turns.values())
+    assert a.variant in FEMALE and b.variant in FEMALE
+    assert a.variant != b.variant
+
+
+def test_pitch_follows_the_reference(synth):
+    low = synth.prepare(*espeak("en-us+m3", 20))
+    high = synth.prepare(*espeak("en-us+m3", 60))
+    assert low.variant == high.variant
+    assert low.pitch + 10 < high.pitch
+
+
+def test_blank_text_gives_no_samples(synth, voices):
+    for text in ("", "   ", "\n\t"):
+        clip = synth.synthesize(text, "pt-br", voices[0])
+        assert clip.samples.shape == (0,) and clip.sr == 22050
+
+
+def test_text_that_looks_like_options_is_spoken(synth, voices):
+    clip = synth.synthesize("--version -v xx --help", "en", voices[0])
+    words = synth.synthesize("version v x x help", "en", voices[0])
+    assert clip.duration_s > 1.0
+    assert abs(clip.duration_s - words.duration_s) < 0.6 * words.duration_s
+
+
+def test_unsupported_language_raises(synth, voices):
+    with pytest.raises(UnsupportedLanguage) as exc:
+        synth.synthesize(SENTENCE, "xx", voices[0])
+    assert "pt-br" in exc.value.supported and "en" in exc.value.supported
+
+
+def test_silent_or_multichannel_reference(synth):
+    assert synth.prepare(np.zeros(16000, dtype=np.float32), 16000) == DEFAULT_VOICE
+    with pytest.raises(BadAudio):
+        synth.prepare(np.zeros((2, 16000), dtype=np.float32), 16000)

@@ -1,0 +1,161 @@
+"""Orchestration of graph.run.pipeline with in-process stage objects: fan-out, once-per-speaker conditionals,
+retries, flags, resume. (The model actors themselves are tested on real libraries in tests/actors.)"""
+
+import asyncio
+import json
+import logging
+import threading
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from graph.errors import BadAudio, UnsupportedLanguage
+from graph.options import DubOptions
+from graph.run.checkpoint import Checkpoint
+from graph.run.pipeline import DubJob, Stages, dub
+from graph.run.stages import LocalStage
+from graph.types import Clip, SpeakerTurn, Transcript, Word
+
+SR = 16000
+OUT_SR = 24000
+LINES = [("A", 0.5, 2.5, "Hello there my friend."), ("B", 3.0, 5.0, "How are you today?"),
+         ("A", 5.5, 7.5, "Very well thank you."), ("B", 8.0, 9.5, "Good to hear.")]
+F0 = {"A": 130.0, "B": 230.0}
+
+
+def speech(seconds, f0):
+    t = np.arange(int(seconds * SR)) / SR
+    return (0.3 * np.clip(np.sin(2 * np.pi * 2 * t), 0.2, 1) * np.sin(2 * np.pi * f0 * t)).astype(np.float32)
+
+
+@pytest.fixture
+def recording(tmp_path):
+    samples = np.zeros(10 * SR, np.float32)
+    for speaker, start, end, _ in LINES:
+        part = speech(end - start, F0[speaker])
+        samples[int(start * SR) : int(start * SR) + len(part)] = part
+    path = tmp_path / "talk.wav"
+    sf.write(path, samples, SR)
+    return path
+
+
+class Script:
+    """Stand-in ASR: the words of LINES at their times."""
+
+    def transcribe(self, wave, options):
+        words = []
+        for _, start, end, text in LINES:
+            tokens = text.split()
+            step = (end - start) / len(tokens)
+            words += [Word(w, start + i * step, start + (i + 1) * step) for i, w in enumerate(tokens)]
+        return Transcript("en", tuple(words))
+
+
+class Turns:
+    def diarize(self, wave, options):
+        return [SpeakerTurn(s, start, end) for s, start, end, _ in LINES]
+
+
+class Tagger:
+    def translate(self, texts, source, target, options):
+        return [(f"[{target}] {t} long long long long", f"[{target}] {t}") for t in texts]
+
+
+class ToneVoice:
+    """Stand-in synthesizer whose 'voice' is the reference's dominant pitch; counts every call."""
+
+    def __init__(self, fail_texts=(), fail_times=1):
+        self.prepared, self.calls = 0, 0
+        self.fail = {t: fail_times for t in fail_texts}
+        self.lock = threading.Lock()
+
+    def prepare(self, reference, sr):
+        with self.lock:
+            self.prepared += 1
+        spectrum = np.abs(np.fft.rfft(reference))
+        return {"f0": float(np.argmax(spectrum) * sr / len(reference))}
+
+    def synthesize(self, text, language, conds, seed, exaggeration, cfg_weight, temperature):
+        with self.lock:
+            self.calls += 1
+            for key in self.fail:
+                if key in text and self.fail[key] > 0:
+                    self.fail[key] -= 1
+                    raise RuntimeError("replica went away")
+        t = np.arange(int(0.05 * len(text) * OUT_SR)) / OUT_SR
+        return Clip((0.2 * np.sin(2 * np.pi * conds["f0"] * t)).astype(np.float32), OUT_SR)
+
+
+def make_job(recording, tmp_path, targets=("pt-br",), **options):
+    return DubJob(str(recording), str(tmp_path / "out"), DubOptions(targets=targets, **options),
+                  sources=("en",), targets=("pt-br", "es", "fr"), models={"synthesizer": "tone"})
+
+
+def stages(voice):
+    return Stages(LocalStage(Script()), LocalStage(Turns()), LocalStage(Tagger()), LocalStage(voice, parallelism=4))
+
+
+def dominant_hz(samples, sr):
+    return np.argmax(np.abs(np.fft.rfft(samples))) * sr / len(samples)
+
+
+def test_three_languages_lines_in_place_conditionals_once_per_speaker(recording, tmp_path):
+    voice = ToneVoice()
+    events = []
+    result = asyncio.run(dub(make_job(recording, tmp_path, ("pt-br", "es", "fr")), stages(voice), events.append))
+    assert voice.prepared == 2  # two speakers, three languages: conditionals once per speaker
+    assert voice.calls == 3 * len(LINES)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert set(manifest["languages"]) == {"pt-br", "es", "fr"} and manifest["speakers"] == ["A", "B"]
+    for lang in ("pt-br", "es", "fr"):
+        track, sr = sf.read(tmp_path / "out" / f"{lang}.wav", dtype="float32")
+        assert sr == OUT_SR and len(track) == 10 * OUT_SR  # exactly the input's duration
+        lines = manifest["languages"][lang]["lines"]
+        assert len(lines) == len(LINES)
+        for line, (speaker, start, end, text) in zip(lines, LINES):
+            assert line["speaker"] == speaker and line["source_text"] == text
+            assert abs(line["start_s"] - start) <= 0.02 and line["text"].startswith(f"[{lang}]")
+            placed = track[int(line["start_s"] * sr) : int(line["end_s"] * sr)]
+            assert abs(dominant_hz(placed, sr) - F0[speaker]) < 15  # each line carries its own speaker's voice
+        for suffix in ("flac", "srt", "vtt"):
+            assert (tmp_path / "out" / f"{lang}.{suffix}").stat().st_size > 0
+    assert {e.stage for e in events} >= {"asr", "diarize", "voices", "synthesize:pt-br", "render:fr"}
+    assert [e.completed for e in events if e.stage == "synthesize:es"][-1] == len(LINES)
+    assert result.speakers == ("A", "B")
+
+
+def test_long_candidate_replaced_by_shorter_one_when_it_would_be_cut(recording, tmp_path):
+    asyncio.run(dub(make_job(recording, tmp_path), stages(ToneVoice())))
+    lines = json.loads((tmp_path / "out" / "manifest.json").read_text())["languages"]["pt-br"]["lines"]
+    assert all(line["chosen"] == 1 for line in lines)  # the first candidate is predicted too long
+    assert all(line["end_s"] <= nxt["start_s"] + 1e-6 for line, nxt in zip(lines, lines[1:]))
+
+
+def test_failed_line_is_retried_then_flagged_without_failing_the_job(recording, tmp_path, caplog):
+    voice = ToneVoice(fail_texts=("How are you", "Good to hear"), fail_times=1)
+    voice.fail["Good to hear"] = 5
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(dub(make_job(recording, tmp_path), stages(voice)))
+    assert "u0001 (pt-br) failed (RuntimeError: replica went away): retrying" in caplog.text
+    lines = json.loads((tmp_path / "out" / "manifest.json").read_text())["languages"]["pt-br"]
+    flags = {line["utterance_id"]: line["flags"] for line in lines["lines"]}
+    assert flags["u0001"] == [] and "synthesis_failed" in flags["u0003"]
+    assert lines["lines_flagged"] == ["u0003"]
+
+
+def test_resume_from_checkpoint_recomputes_nothing(recording, tmp_path):
+    first = ToneVoice()
+    asyncio.run(dub(make_job(recording, tmp_path), stages(first), checkpoint=Checkpoint(tmp_path / "ck")))
+    again = ToneVoice()
+    asyncio.run(dub(make_job(recording, tmp_path), stages(again), checkpoint=Checkpoint(tmp_path / "ck")))
+    assert first.calls == len(LINES) and (again.calls, again.prepared) == (0, 0)
+
+
+def test_silence_and_unsupported_language_fail_clearly(tmp_path):
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(3 * SR, np.float32), SR)
+    with pytest.raises(BadAudio, match="silent"):
+        asyncio.run(dub(make_job(silent, tmp_path), stages(ToneVoice())))
+    with pytest.raises(UnsupportedLanguage, match="supported: es, fr, pt-br"):
+        asyncio.run(dub(make_job(silent, tmp_path, ("de",)), stages(ToneVoice())))
