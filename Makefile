@@ -3,7 +3,7 @@ PY := .venv/bin/python
 SYSTEM_PACKAGES := ffmpeg espeak-ng sox libsndfile1
 DEMO_OUT ?= out/demo
 
-.PHONY: setup system-deps demo test bench models clean
+.PHONY: setup system-deps demo test bench gpu-check models clean
 
 setup: system-deps .venv/.synced
 
@@ -33,10 +33,20 @@ models: setup
 	.venv/bin/dubgraph models --profile offline
 
 test: setup
-	.venv/bin/pytest -q -m "not gpu"
+	.venv/bin/pytest -q
 
 bench: setup
 	$(PY) -m bench.run
+
+# On a CUDA machine, from the repository: the gpu tests, T3/S3Gen per batch size (fast vs exact decode) and the
+# end-to-end job (bench/gpu.py). Without the project's venv there, carry wheels made by shared/tools/device-wheels
+# in .whl/ and inputs made here by `python -m bench.gpu --prepare gpu-inputs` (no espeak-ng or ffmpeg needed there).
+GPU_PY = $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+gpu-check:
+	@if [ -d .whl ] && ! $(GPU_PY) -c "import ray.serve, chatterbox" 2>/dev/null; then \
+	  $(GPU_PY) -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl; fi
+	@test -d gpu-inputs || $(GPU_PY) -m bench.gpu --prepare gpu-inputs
+	PYTHONPATH=$(CURDIR):/tmp/site $(GPU_PY) -m bench.gpu --record $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf out dubbed examples/conversation.wav .pytest_cache

@@ -83,7 +83,8 @@ class Diarizer(_Model):
 class Synthesizer(_Model):
     """Lines from every job: each alone in a worker thread, or, with ``batch_lines`` > 1, decoded together.
 
-    user_config: {"batch_lines": int (1), "line_wait_s": float (0.02), "decode": {DecodeOptions fields}}. With
+    user_config: {"batch_lines": int (1), "line_wait_s": float (0.02), "decode": a preset ("auto" (default):
+    fast on a GPU, exact on a CPU; "fast"; "exact") or {DecodeOptions fields, "preset": ...}}. With
     batching, lines of any job, speaker and language that arrive while a batch gathers (at most ``line_wait_s``
     after the first) or runs join the next batch of at most ``batch_lines``; keep ``max_ongoing_requests`` >=
     ``batch_lines`` or batches never fill.
@@ -95,7 +96,7 @@ class Synthesizer(_Model):
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         self.model.configure(int(config.get("batch_lines", 1)), float(config.get("line_wait_s", LINE_WAIT_S)),
-                             config.get("decode"))
+                             config.get("decode", "auto"))
 
     async def prepare(self, reference, sr: int):
         return await self.model.prepare(reference, sr)
@@ -105,6 +106,9 @@ class Synthesizer(_Model):
 
     def stats(self) -> dict[str, Any]:
         return self.model.stats()
+
+    def describe(self) -> dict[str, Any]:
+        return self.model.describe()
 
 
 @dataclass(frozen=True)

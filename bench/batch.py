@@ -1,17 +1,17 @@
-"""Batched ChatterBox throughput vs batch size: T3 and S3Gen apart, forced line lengths (issue 9).
+"""Batched ChatterBox throughput vs batch size: T3 and S3Gen apart, forced line lengths.
 
-    .venv/bin/python -m bench.batch                                    # CPU smoke: tiny model, batch 1 vs 8
-    .venv/bin/python -m bench.batch --size full --device cuda --batches 1,8,32,64,128 \\
-        [--t3-bf16 | --autocast] [--static [--graph cuda|compile]] [--sampler race] [--s3gen-bf16] [--cfm-steps 5]
+    .venv/bin/python -m bench.batch                                     # CPU smoke: tiny model, batch 1 vs 8
+    .venv/bin/python -m bench.batch --size full --device cuda --decode fast --batches 1,8,32,64,128 \\
+        [--set s3gen_steps=5 --set graph=compile]
 
-Every line is forced to ``--seconds`` x 25 speech tokens (``DecodeOptions(stop_on_eos=False)`` with that
-``max_new_tokens``: EOS is never sampled), so batch sizes compare equal work. Lines mix three voices (each from
-``Synthesizer.prepare`` on a synthetic reference) and texts of ``--seconds`` x ``bench.forced.SPEAKING_CPS``
-characters. T3 runs first on all lines, then S3Gen on the same number of random speech tokens per line. "x real
-time" is seconds of audio per wall second, all lines together; "peak GB" is ``max_memory_allocated`` on a GPU,
-weights included. Each size runs once untimed first (allocator, autotuning, compile); a graphed decode still
-captures its step in every timed call (it is part of a call's cost). ``--record`` appends the table to
-bench/RESULTS.md with the machine named.
+Every line is forced to ``--seconds`` x 25 speech tokens (``stop_on_eos=False`` with that ``max_new_tokens``: EOS
+is never sampled), so batch sizes compare equal work. ``--decode`` is a synthesizer preset (exact, fast, auto) that
+the synthesizer applies as it would in a job (weights cast, static caches budgeted); ``--set`` overrides one
+``DecodeOptions`` field. Lines mix three voices (each from ``Synthesizer.prepare`` on a synthetic reference) and
+texts of ``--seconds`` x ``bench.forced.SPEAKING_CPS`` characters. T3 runs first on all lines, then S3Gen on the
+same number of random speech tokens per line. "x real time" is seconds of audio per wall second, all lines
+together; "peak GB" is ``max_memory_allocated`` on a GPU, weights included. Each size runs once untimed first
+(allocator, autotuning, a bucket's CUDA graph capture). ``--record`` appends the table to bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from actors.chatterbox.batch_t3 import DecodeOptions, T3Line, sample_speech_tokens_batch, tokens_to_wav_batch
+from actors.chatterbox.batch_t3 import T3Line, sample_speech_tokens_batch, tokens_to_wav_batch
+from actors.chatterbox.batcher import decode_options
 from actors.chatterbox.model import MIN_P, REPETITION_PENALTY, TOKENS_PER_S, TOP_P, Synthesizer
 from actors.models import ModelSpec
 from bench.forced import SAMPLES_PER_TOKEN, SPEAKING_CPS, quiet
@@ -81,8 +82,7 @@ def text(i: int, chars: int) -> str:
 
 def t3_lines(synth: Synthesizer, conds: list, batch: int, tokens: int) -> list[T3Line]:
     chars = round(tokens / TOKENS_PER_S * SPEAKING_CPS)
-    dtype = synth._model.t3.speech_head.weight.dtype  # T3Cond.to leaves integer tensors alone
-    return [T3Line(synth._t3_cond(conds[i % len(conds)], 0.5).to(dtype=dtype), synth._line_tokens(text(i, chars), "en", 0.8),
+    return [T3Line(synth._t3_cond(conds[i % len(conds)], 0.5), synth._line_tokens(text(i, chars), "en", 0.8),
                    torch.Generator(device=synth._device).manual_seed(i), tokens, 0.5, 0.8, i)
             for i in range(batch)]
 
@@ -99,20 +99,22 @@ def _timed(device: str, fn) -> tuple[float, float | None, object]:
     return time.perf_counter() - started, None, out
 
 
-def measure(synth: Synthesizer, conds: list, batch: int, tokens: int, options: DecodeOptions, s3gen_kwargs: dict,
-            device: str) -> Row:
-    model = synth._model
+def measure(synth: Synthesizer, conds: list, batch: int, tokens: int, device: str) -> Row:
+    """One batch size under the synthesizer's decode options (forced to ``tokens`` per line)."""
+    model, options = synth._model, replace(synth.decode, stop_on_eos=False)
 
     def t3() -> list[torch.Tensor]:
         return sample_speech_tokens_batch(model.t3, t3_lines(synth, conds, batch, tokens), options=options,
-                                          repetition_penalty=REPETITION_PENALTY, min_p=MIN_P, top_p=TOP_P)
+                                          repetition_penalty=REPETITION_PENALTY, min_p=MIN_P, top_p=TOP_P,
+                                          pool=synth._pool)
 
     speech = [torch.randint(0, 6561, (tokens,), generator=torch.Generator().manual_seed(i)) for i in range(batch)]
 
     def s3gen() -> list[torch.Tensor]:
         generators = [torch.Generator(device=synth._device).manual_seed(i) for i in range(batch)]
         return tokens_to_wav_batch(model.s3gen, speech, [conds[i % len(conds)].gen for i in range(batch)], generators,
-                                   max_batch=batch, **s3gen_kwargs)
+                                   max_batch=max(batch, options.s3gen_batch), max_padding=options.s3gen_padding,
+                                   n_timesteps=options.s3gen_steps)
 
     with torch.inference_mode():
         t3(), s3gen()  # untimed warm-up at this size
@@ -137,22 +139,31 @@ def table(rows: list[Row], title: str) -> str:
     return "\n".join(lines)
 
 
+def parse_set(pairs: list[str]) -> dict:
+    """``--set key=value`` overrides of DecodeOptions fields (values as JSON where they parse, else strings)."""
+    import json
+
+    fields = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            fields[key] = json.loads(value)
+        except ValueError:
+            fields[key] = value
+    return fields
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=("tiny", "full"), default="tiny")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batches", default=None, help="comma-separated; default 1,8 on CPU, 1,8,32,64,128 on GPU")
     parser.add_argument("--seconds", type=float, default=None, help="audio per line; default 2 on CPU, 6 on GPU")
-    parser.add_argument("--t3-bf16", action="store_true", help="cast T3's weights to bf16")
-    parser.add_argument("--autocast", action="store_true", help="bf16 autocast over fp32 T3 weights")
-    parser.add_argument("--static", action="store_true", help="StaticCache (rows stay, masked)")
-    parser.add_argument("--graph", choices=("cuda", "compile"), default=None, help="needs --static")
-    parser.add_argument("--sampler", choices=("multinomial", "race"), default="multinomial")
-    parser.add_argument("--alignment", action="store_true", help="chatterbox's analyzer per row (host every step)")
+    parser.add_argument("--decode", default="auto", help="decode preset: exact, fast or auto (fast on CUDA)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override one DecodeOptions field (repeatable)")
     parser.add_argument("--attention", choices=("eager", "sdpa"), default="eager",
                         help="eager is what the Synthesizer serves with (the analyzer needs it)")
-    parser.add_argument("--s3gen-bf16", action="store_true", help="CFM estimator under bf16 autocast")
-    parser.add_argument("--cfm-steps", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     parser.add_argument("--record", action="store_true", help="append the table to bench/RESULTS.md")
     args = parser.parse_args()
@@ -164,21 +175,13 @@ def main() -> None:
     quiet()
     with tempfile.TemporaryDirectory() as directory:
         synth = load(args.size, args.device, Path(directory))
-    if args.t3_bf16:
-        synth._model.t3.to(torch.bfloat16)
+    synth.configure_decode(decode_options({"preset": args.decode, **parse_set(args.set)}, args.device), max(batches))
     synth._model.t3.tfmr.config._attn_implementation = args.attention
-    options = DecodeOptions(alignment=args.alignment, sampler=args.sampler, static_cache=args.static, graph=args.graph,
-                            autocast=torch.bfloat16 if args.autocast else None, stop_on_eos=False)
-    s3gen_kwargs = {"autocast": torch.bfloat16 if args.s3gen_bf16 else None, "n_timesteps": args.cfm_steps}
     conds = voices(synth)
-    rows = []
-    for batch in batches:
-        rows.append(measure(synth, conds, batch, tokens, options, s3gen_kwargs, args.device))
-        print(table(rows[-1:], f"batch {batch}").splitlines()[-1], flush=True)
+    rows = [measure(synth, conds, batch, tokens, args.device) for batch in batches]
     device = torch.cuda.get_device_name() if gpu else "CPU"
-    flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
-                     for k, v in vars(args).items() if v not in (None, False) and k not in ("record", "device", "size"))
-    title = f"Batched ChatterBox ({args.size}, random weights) on {device}: {tokens} tokens per line; {flags}"
+    title = (f"Batched ChatterBox ({args.size}, random weights) on {device}: {tokens} tokens per line; decode "
+             f"{args.decode} {' '.join(args.set)}; attention {args.attention}")
     report = table(rows, title)
     if len(rows) > 1:
         base = rows[0]

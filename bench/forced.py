@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -166,13 +166,23 @@ class ForcedSynthesizer(Synthesizer):
             self._add("s3gen", time.perf_counter() - line.decoded)
         return clip
 
-    def synthesize_batch(self, requests: list, cancelled=None, options=None) -> list[Clip]:
+    def configure_decode(self, options, max_batch: int = 1) -> None:
+        """Without chatterbox's analyzer (the fast decode) a line is forced by its budget, EOS never drawn."""
+        super().configure_decode(options if options.alignment else replace(options, stop_on_eos=False), max_batch)
+
+    def _budget(self, text_tokens, text: str) -> int:
+        return super()._budget(text_tokens, text) if self.decode.alignment else target_tokens(text)
+
+    def synthesize_batch(self, requests: list, cancelled=None) -> list[Clip]:
+        started = time.perf_counter()
         with forced_batch([r.text for r in requests if has_speech(r.text)]) as lines:
-            clips = super().synthesize_batch(requests, cancelled, options)
+            clips = super().synthesize_batch(requests, cancelled)
         decoded = [line.decoded for line in lines if line.decoded is not None]
         if decoded:  # T3 ends when the batch's last line has decoded
             self._add("t3", max(decoded) - lines[0].started)
             self._add("s3gen", time.perf_counter() - max(decoded))
+        else:  # no analyzer to see T3 end: the batch as a whole
+            self._add("batch", time.perf_counter() - started)
         return clips
 
     def stats(self) -> dict[str, Any]:

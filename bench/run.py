@@ -5,7 +5,7 @@ the same input with the same models and thread budget, one after the other; mode
 the first scenario once untimed (first-call costs), before the clocks start. Then the graph dubs every scenario
 again with its synthesizers decoding lines in batches (``--batch`` lines each, ``synthesize_batch``), and once
 more with 4 one-line synthesizer replicas to state its memory. The tables are printed and
-appended to bench/RESULTS.md. ``--gpu`` runs the GPU scenarios instead (bench/gpu.py; needs CUDA).
+appended to bench/RESULTS.md. The GPU check is `make gpu-check` (bench/gpu.py).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ def cpu_replicas(threads: int, synthesizers: int | None = None, batch: int = 1):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--gpu", action="store_true", help="full-size random ChatterBox on CUDA, 1/2/4/8 replicas")
     parser.add_argument("--only", nargs="+", metavar="SCENARIO", help="scenario names, e.g. 1x5x1 2x10x1")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for each pipeline")
     parser.add_argument("--batch", type=int, default=8, help="lines per batch of each synthesizer in the batched runs")
@@ -179,12 +178,7 @@ def _say(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.gpu:
-        from bench.gpu import run_gpu
-
-        text = run_gpu(args)
-    else:
-        text = run_cpu(args)
+    text = run_cpu(args)
     print(text)
     if not args.no_write:
         from bench.report import append

@@ -12,6 +12,7 @@ import logging
 import math
 import operator
 import os
+import shutil
 import struct
 import subprocess
 import tempfile
@@ -72,6 +73,8 @@ def probe(path: str | Path) -> AudioInfo:
     """Describe the first audio stream of ``path``; BadAudio for anything that is not usable audio."""
     path = Path(path)
     _check_file(path)
+    if not _have_ffmpeg():
+        return _sf_probe(path)
     data = _ffprobe(path)
     streams = data.get("streams") or []
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
@@ -118,7 +121,7 @@ def decode(source: str | Path | bytes, sr: int | None = SAMPLE_RATE, max_duratio
     out_sr = sr or info.sr
     if max_duration_s is not None and info.duration_s is not None and info.duration_s > max_duration_s:
         raise _too_large(path, info.duration_s, max_duration_s)
-    samples = _run_ffmpeg(path, info, out_sr, max_duration_s)
+    samples = _run_ffmpeg(path, info, out_sr, max_duration_s) if _have_ffmpeg() else _sf_decode(path, out_sr)
     if samples.size == 0:
         raise BadAudio(
             f"{path}: ffmpeg found a {info.codec} audio stream but could not decode any samples from it; "
@@ -301,6 +304,25 @@ def _run_ffmpeg(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float 
     return samples.copy() if samples.size < 0.9 * buf.size else samples  # don't pin a mostly empty buffer
 
 
+def _have_ffmpeg() -> bool:
+    return shutil.which("ffprobe") is not None and shutil.which("ffmpeg") is not None
+
+
+def _sf_probe(path: Path) -> AudioInfo:
+    """Without ffmpeg (a slim GPU image, say): what libsndfile reads (WAV, FLAC, OGG) is still accepted."""
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise _no_ffmpeg("ffprobe", f"; without it only WAV, FLAC and OGG can be read ({path.name}: {exc})") from None
+    declared = _wav_declared_s(path) if info.format == "WAV" else info.duration
+    return AudioInfo(info.duration, info.samplerate, info.channels, info.subtype.lower(), info.format.lower(), declared)
+
+
+def _sf_decode(path: Path, out_sr: int) -> np.ndarray:
+    samples, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    return resample(samples.mean(axis=1), sr, out_sr)
+
+
 def _decode_bytes(data: bytes, sr: int | None, max_duration_s: float | None) -> Clip:
     if not data:
         raise BadAudio("the uploaded audio is empty (0 bytes); the upload probably failed. Send the file again.")
@@ -367,5 +389,5 @@ def _hms(seconds: float) -> str:
     return f"{total // 3600}:{total // 60 % 60:02d}:{total % 60:02d}"
 
 
-def _no_ffmpeg(tool: str) -> DubError:
-    return DubError(f"{tool} is not installed or not on PATH; install ffmpeg (e.g. `apt-get install ffmpeg`).")
+def _no_ffmpeg(tool: str, detail: str = "") -> DubError:
+    return DubError(f"{tool} is not installed or not on PATH; install ffmpeg (e.g. `apt-get install ffmpeg`){detail}.")

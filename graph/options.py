@@ -40,6 +40,9 @@ def to_dict(options: Any) -> dict[str, Any]:
     return dataclasses.asdict(options)
 
 
+DECODE_PRESETS = ("auto", "fast", "exact")  # how a synthesizer decodes (actors/chatterbox/batch_t3.py: preset)
+
+
 @dataclass(frozen=True)
 class AsrOptions:
     language: str | None = None  # source language code; None = detect

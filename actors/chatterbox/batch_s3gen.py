@@ -34,13 +34,12 @@ def tokens_to_wav_batch(
     *,
     max_batch: int = 32,
     max_padding: float = 0.1,
-    autocast: torch.dtype | None = None,
     n_timesteps: int | None = None,
 ) -> list[torch.Tensor]:
     """Waveforms (1, samples) on s3gen's device: each line's ``tokens_to_wav`` to float rounding.
 
-    ``autocast`` runs the CFM estimator in that dtype (bf16 on a GPU); ``n_timesteps`` overrides chatterbox's CFM
-    steps (fewer trade quality for speed). Neither changes the model.
+    The CFM estimator runs in its own dtype (chatterbox casts its inputs to it: a bf16 estimator is the GPU speed
+    switch, set by the synthesizer); ``n_timesteps`` overrides chatterbox's CFM steps (fewer trade quality for speed).
     """
     device, dtype = s3gen.device, s3gen.dtype
     refs = [{k: v.to(device=device) if torch.is_tensor(v) else v for k, v in ref.items()} for ref in refs]
@@ -49,7 +48,7 @@ def tokens_to_wav_batch(
     mels: list[torch.Tensor] = [torch.empty(0)] * len(sizes)
     for chunk in buckets(sizes, max_batch, max_padding):
         out = _flow(s3gen, [speech_tokens[j] for j in chunk], [refs[j] for j in chunk],
-                    [generators[j] for j in chunk], steps, autocast)
+                    [generators[j] for j in chunk], steps)
         for j, mel in zip(chunk, out):
             mels[j] = mel.to(dtype=dtype)
     same_length: dict[int, list[int]] = defaultdict(list)
@@ -77,8 +76,8 @@ def buckets(sizes: Sequence[int], max_batch: int, max_padding: float) -> list[li
     return chunks
 
 
-def _flow(s3gen: Any, tokens: list[torch.Tensor], refs: list[dict], generators: list[torch.Generator], steps: int,
-          autocast: torch.dtype | None) -> list[torch.Tensor]:
+def _flow(s3gen: Any, tokens: list[torch.Tensor], refs: list[dict], generators: list[torch.Generator],
+          steps: int) -> list[torch.Tensor]:
     """``CausalMaskedDiffWithXvec.inference`` (finalize=True) with a prompt, a noise and an output slice per row."""
     from chatterbox.models.s3gen.utils.mask import make_pad_mask
 
@@ -100,9 +99,8 @@ def _flow(s3gen: Any, tokens: list[torch.Tensor], refs: list[dict], generators: 
         noise[r, :, : 2 * rows[r].numel()] = torch.randn(1, 80, 2 * rows[r].numel(), device=device, dtype=dtype,
                                                          generator=generator)[0]
     mask = (~make_pad_mask(h_lengths, frames)).unsqueeze(1).to(h)
-    with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-        feat, _ = flow.decoder(mu=h.transpose(1, 2).contiguous(), mask=mask, spks=embedding,
-                               cond=conds.transpose(1, 2), n_timesteps=steps, noised_mels=noise, meanflow=s3gen.meanflow)
+    feat, _ = flow.decoder(mu=h.transpose(1, 2).contiguous(), mask=mask, spks=embedding,
+                           cond=conds.transpose(1, 2), n_timesteps=steps, noised_mels=noise, meanflow=s3gen.meanflow)
     ends = h_lengths.tolist()
     return [feat[r : r + 1, :, ref["prompt_feat"].size(1) : int(ends[r])] for r, ref in enumerate(refs)]
 

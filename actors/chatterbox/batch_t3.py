@@ -15,16 +15,16 @@ A line in a batch is computed as it is alone (``decode.sample_speech_tokens``, w
 - Equal arithmetic is not equal rounding: batched GEMMs and padded softmax / attention sums may round differently
   in the last bit, which changes a draw only if its uniform lands within that distance of a CDF boundary.
 
-GPU options (``DecodeOptions``, measured nowhere yet: this was written on a CPU-only machine): bf16 by autocast
-(no second copy of the weights), a ``StaticCache`` with the decode step captured in a CUDA graph or compiled, and a
-host-sync-free "race" sampler, argmax(p / Exp(1)) with noise hashed from (seed, step, token): a line's tokens then
-still depend only on its seed, but are not ``synthesize``'s (that one draws with ``torch.multinomial``).
+GPU options (``DecodeOptions``; the ``fast`` preset): T3 and the S3Gen estimator in bf16 (the weights cast once by
+the synthesizer, see ``Synthesizer.configure_decode``), static KV caches with the decode step captured in a CUDA
+graph or compiled per bucket (actors/chatterbox/static_t3.py), and a host-sync-free "race" sampler,
+argmax(p / Exp(1)) with noise hashed from (seed, step, token): a line's tokens then still depend only on its seed,
+but are not ``synthesize``'s (that one draws with ``torch.multinomial``).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ import torch
 
 from actors.chatterbox.batch_s3gen import tokens_to_wav_batch
 from actors.chatterbox.decode import AttentionSink, attention_sink, new_analyzer
+from graph.options import DECODE_PRESETS
 
 __all__ = ["DecodeOptions", "Prefill", "SynthRequest", "T3Line", "prefill_inputs", "sample_speech_tokens_batch",
            "tokens_to_wav_batch"]
@@ -54,23 +55,34 @@ class SynthRequest:
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    """How the batched loop runs. The defaults give ``synthesize``'s tokens; the others trade that for GPU speed.
+    """How a synthesizer decodes. The defaults (the ``exact`` preset) give ``synthesize``'s tokens; ``fast`` trades
+    that for GPU speed.
 
     ``alignment``: chatterbox's analyzer per row (EOS held back until the text is read, forced on repetition and
     long tails); it needs eager attention weights and the host every step, so a graph cannot hold it. Without it
     only its token-repetition rule (two equal tokens in a row force EOS) runs, on the device.
     ``sampler``: "multinomial" (per-row ``torch.multinomial`` with the line's generator) or "race" (see module doc).
-    ``graph``: None, "cuda" (decode step in a CUDA graph) or "compile" (``torch.compile`` reduce-overhead);
-    both need ``static_cache``. ``autocast``: e.g. ``torch.bfloat16``. ``stop_on_eos=False`` never samples EOS,
-    so every line runs to its ``max_new_tokens`` (benchmarks' forced counts). ``sync_every``: steps between host
-    checks for "all lines done" when nothing else needs the host (race sampler, static cache, no analyzer).
+    ``static_cache``: per-bucket static KV caches (static_t3.py) instead of a compacting dynamic one.
+    ``graph``: None, "cuda" (decode step in a CUDA graph) or "compile" (``torch.compile``); both need
+    ``static_cache``. ``dtype``: T3's weights and KV cache, ``s3gen_dtype``: the S3Gen flow estimator's
+    ("float32" or "bfloat16"; cast once, in place). ``s3gen_steps``: CFM steps (None: chatterbox's 10);
+    ``s3gen_batch`` / ``s3gen_padding``: lines per flow call and how much longer than the shortest a line of one
+    call may be (padding costs what real frames cost on a CPU; a GPU has room for it).
+    ``cache_gb``: KV cache budget of the static caches (None: 40 % of the GPU's memory, 4 GiB on a CPU).
+    ``stop_on_eos=False`` never samples EOS, so every line runs to its ``max_new_tokens`` (benchmarks' forced
+    counts). ``sync_every``: steps between host checks for "all lines done" when nothing else needs the host.
     """
 
     alignment: bool = True
     sampler: str = "multinomial"
     static_cache: bool = False
     graph: str | None = None
-    autocast: torch.dtype | None = None
+    dtype: str = "float32"
+    s3gen_dtype: str = "float32"
+    s3gen_steps: int | None = None
+    s3gen_batch: int = 32
+    s3gen_padding: float = 0.1
+    cache_gb: float | None = None
     stop_on_eos: bool = True
     sync_every: int = 8
 
@@ -81,6 +93,46 @@ class DecodeOptions:
             raise ValueError(f"graph must be None, 'cuda' or 'compile', got {self.graph!r}")
         if self.graph and not (self.static_cache and not self.alignment):
             raise ValueError("a graphed decode step needs static_cache=True and alignment=False")
+        for name in ("dtype", "s3gen_dtype"):
+            if getattr(self, name) not in DTYPES:
+                raise ValueError(f"{name} must be one of {', '.join(DTYPES)}, got {getattr(self, name)!r}")
+        if self.s3gen_steps is not None and not 1 <= self.s3gen_steps <= 50:
+            raise ValueError(f"s3gen_steps must be 1..50, got {self.s3gen_steps}")
+        if not 1 <= self.s3gen_batch <= 1024 or not 0 <= self.s3gen_padding <= 4:
+            raise ValueError(f"s3gen_batch must be 1..1024 and s3gen_padding 0..4, got {self.s3gen_batch}, "
+                             f"{self.s3gen_padding}")
+        if self.cache_gb is not None and not self.cache_gb > 0:
+            raise ValueError(f"cache_gb must be > 0, got {self.cache_gb}")
+        if not 1 <= self.sync_every <= 1000:
+            raise ValueError(f"sync_every must be 1..1000, got {self.sync_every}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    @property
+    def s3gen_torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.s3gen_dtype]
+
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+PRESETS = DECODE_PRESETS
+
+
+def preset(name: str, device: str | torch.device) -> DecodeOptions:
+    """``exact``: fp32, chatterbox's analyzer and sampler (a batched line gets ``synthesize``'s tokens).
+    ``fast``: bf16 T3 on static caches with the step in a CUDA graph (on a GPU), race sampler, bf16 S3Gen
+    estimator. ``auto``: ``fast`` on CUDA, ``exact`` elsewhere."""
+    cuda = torch.device(device).type == "cuda"
+    if name == "auto":
+        name = "fast" if cuda else "exact"
+    if name == "exact":
+        return DecodeOptions()
+    if name == "fast":
+        return DecodeOptions(alignment=False, sampler="race", static_cache=True, graph="cuda" if cuda else None,
+                             dtype="bfloat16", s3gen_dtype="bfloat16", s3gen_batch=128 if cuda else 32,
+                             s3gen_padding=0.5 if cuda else 0.1)
+    raise ValueError(f"unknown decode preset {name!r}; presets: {', '.join(PRESETS)}")
 
 
 @dataclass
@@ -128,7 +180,7 @@ def prefill_inputs(t3: Any, lines: Sequence[T3Line]) -> Prefill:
     return Prefill(embeds.flatten(0, 1), total - lengths, lengths, slices)
 
 
-def _additive_mask(pad: torch.Tensor, queries: torch.Tensor, keys: int, dtype: torch.dtype) -> torch.Tensor:
+def additive_mask(pad: torch.Tensor, queries: torch.Tensor, keys: int, dtype: torch.dtype) -> torch.Tensor:
     """(rows, 1, q, keys): 0 where a query may attend (causal, past the row's padding), the dtype's min elsewhere."""
     k = torch.arange(keys, device=pad.device)
     allowed = (k[None, None, :] <= queries[None, :, None]) & (k[None, None, :] >= pad[:, None, None])
@@ -152,13 +204,19 @@ class _Dynamic:
         return self.t3.speech_head(out.last_hidden_state[:, -1])
 
     def prefill(self, pre: Prefill, positions: torch.Tensor) -> torch.Tensor:
-        mask = _additive_mask(self.pad, torch.arange(self.keys, device=self.pad.device), self.keys, pre.embeds.dtype)
+        mask = additive_mask(self.pad, torch.arange(self.keys, device=self.pad.device), self.keys, pre.embeds.dtype)
         return self._run(pre.embeds, positions, mask)
 
     def step(self, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         self.keys += 1
         now = torch.arange(self.keys - 1, self.keys, device=self.pad.device)
-        return self._run(embeds, positions, _additive_mask(self.pad, now, self.keys, embeds.dtype))
+        return self._run(embeds, positions, additive_mask(self.pad, now, self.keys, embeds.dtype))
+
+    def full(self, step: int) -> bool:
+        return False
+
+    def wants_keep(self, step: int, running: int, rows: int) -> bool:
+        return running < rows
 
     def keep(self, rows: torch.Tensor) -> None:
         self.cache.batch_select_indices(rows)
@@ -166,72 +224,41 @@ class _Dynamic:
 
 
 class _Static:
-    """HF's StaticCache sized for the whole decode; every row stays, so the step has fixed shapes for a graph."""
+    """A bucket of ``pool`` (static_t3.py): every row stays until the decode moves into a longer or smaller bucket."""
 
     compacts = False
 
-    def __init__(self, t3: Any, pre: Prefill, budget: int, options: DecodeOptions):
-        from transformers import StaticCache
+    def __init__(self, t3: Any, pre: Prefill, budget: int, options: DecodeOptions, pool: Any):
+        from actors.chatterbox.static_t3 import length_bucket
 
-        rows, start, dim = pre.embeds.shape
-        device, dtype = pre.embeds.device, pre.embeds.dtype
-        self.t3, self.pad, self.start, self.options = t3, pre.pad.repeat(2), start, options
-        self.cache = StaticCache(config=t3.tfmr.config, max_cache_len=start + budget)
-        self.mask = _additive_mask(self.pad, torch.tensor([start - 1], device=device), start + budget, dtype)
-        self.embeds = torch.zeros(rows, 1, dim, device=device, dtype=dtype)
-        self.positions = torch.zeros(rows, 1, dtype=torch.long, device=device)
-        self.cache_position = torch.tensor([start], device=device)
-        self.graph: Any = None
-        self.logits: torch.Tensor | None = None
-
-    def _forward(self) -> torch.Tensor:
-        out = self.t3.tfmr(inputs_embeds=self.embeds, attention_mask=self.mask, position_ids=self.positions,
-                           past_key_values=self.cache, cache_position=self.cache_position, use_cache=True)
-        return self.t3.speech_head(out.last_hidden_state[:, -1])
+        self.pool, self.start = pool, pre.embeds.size(1)
+        self.last = length_bucket(self.start + budget)  # the longest any line of this batch may need
+        self.decoder = pool.decoder(pre.lengths.numel(), min(pool.start_length(self.start), self.last))
 
     def prefill(self, pre: Prefill, positions: torch.Tensor) -> torch.Tensor:
-        queries = torch.arange(self.start, device=self.pad.device)
-        mask = _additive_mask(self.pad, queries, self.mask.size(-1), pre.embeds.dtype)
-        out = self.t3.tfmr(inputs_embeds=pre.embeds, attention_mask=mask, position_ids=positions,
-                           past_key_values=self.cache, cache_position=queries, use_cache=True)
-        return self.t3.speech_head(out.last_hidden_state[:, -1])
+        return self.decoder.prefill(pre.embeds, pre.pad.repeat(2), positions)
 
     def step(self, embeds: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        self.embeds.copy_(embeds)
-        self.positions.copy_(positions)
-        self.mask[..., self.cache_position] = 0  # the slot this step writes becomes visible
-        if self.options.graph is None:
-            logits = self._forward()
-        else:
-            logits = self._replay()
-        self.cache_position += 1
-        return logits
+        return self.decoder.step(embeds, positions)
 
-    def _replay(self) -> torch.Tensor:
-        if self.graph is None and self.options.graph == "compile":
-            self.graph = torch.compile(self._forward, mode="reduce-overhead", fullgraph=False)
-        if self.options.graph == "compile":
-            return self.graph().clone()
-        if self.graph is None:  # warm up off the default stream, then capture; later steps only replay
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                self._forward()
-            torch.cuda.current_stream().wait_stream(side)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self.logits = self._forward()
-        self.graph.replay()
-        return self.logits.clone()
+    def full(self, step: int) -> bool:
+        """No room for this step's keys: the decode must move into a longer bucket first."""
+        return self.start + step >= self.decoder.length
+
+    def wants_keep(self, step: int, running: int, rows: int) -> bool:
+        """Move now: the cache is full, or the running lines fit a smaller row bucket (fewer rows per step)."""
+        from actors.chatterbox.static_t3 import row_bucket
+
+        return self.full(step) or row_bucket(running) < self.decoder.lines
 
     def keep(self, rows: torch.Tensor) -> None:
-        raise NotImplementedError("a static cache keeps every row")
+        from actors.chatterbox.static_t3 import HEADROOM, length_bucket
 
-
-@contextlib.contextmanager
-def _context(sink: AttentionSink | None, device: torch.device, dtype: torch.dtype | None) -> Iterator[None]:
-    with attention_sink(sink), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-        yield
+        used = int(self.decoder.position)
+        length = self.decoder.length if used < self.decoder.length else min(length_bucket(used + HEADROOM), self.last)
+        moved = self.pool.decoder(rows.numel() // 2, length)
+        moved.take(self.decoder, rows)
+        self.decoder = moved
 
 
 def _temper(scores: torch.Tensor, temperatures: torch.Tensor, values: set[float]) -> torch.Tensor:
@@ -270,8 +297,13 @@ def sample_speech_tokens_batch(
     top_p: float,
     options: DecodeOptions = DecodeOptions(),
     cancelled: Callable[[int], bool] | None = None,
+    pool: Any = None,
 ) -> list[torch.Tensor]:
-    """Speech tokens (1, N) per line, ``sample_speech_tokens``'s for each line alone; a cancelled line gets (1, 0)."""
+    """Speech tokens (1, N) per line, ``sample_speech_tokens``'s for each line alone; a cancelled line gets (1, 0).
+
+    ``pool``: the T3's ``static_t3.StaticPool`` when ``options.static_cache`` (its buckets and graphs outlive this
+    call); None makes one for this call only.
+    """
     from transformers.generation.logits_process import (
         MinPLogitsWarper,
         RepetitionPenaltyLogitsProcessor,
@@ -295,10 +327,14 @@ def sample_speech_tokens_batch(
     repetition = RepetitionPenaltyLogitsProcessor(penalty=float(repetition_penalty))
     min_p_warper, top_p_warper = MinPLogitsWarper(min_p=min_p), TopPLogitsWarper(top_p=top_p)
     sink = AttentionSink([None] * 3, slice(0, n)) if aligned else None  # prepare_t3's taps fill it
-    with _context(sink, device, options.autocast):
+    if options.static_cache and pool is None:
+        from actors.chatterbox.static_t3 import GpuGate, StaticPool, cache_budget
+
+        pool = StaticPool(t3, cache_budget(options.cache_gb, device), options.graph, GpuGate())
+    with attention_sink(sink):
         pre = prefill_inputs(t3, lines)
         analyzers = [new_analyzer(t3, s) for s in pre.text_slices] if aligned else []
-        backbone = (_Static if options.static_cache else _Dynamic)(t3, pre, budget, options)
+        backbone = _Static(t3, pre, budget, options, pool) if options.static_cache else _Dynamic(t3, pre, budget, options)
         active = list(range(n))  # lines in the backbone's rows, in order
         pads = pre.pad.tolist()
         rows = torch.arange(n, device=device)
@@ -337,7 +373,8 @@ def sample_speech_tokens_batch(
             generated[rows, i + 1] = drawn
             ended = running & ((drawn == eos) | (i + 1 >= limits[rows]))
             stop[rows] = torch.where(ended, i + 1, stop[rows])
-            if backbone.compacts or aligned or options.sampler == "multinomial" or (i + 1) % options.sync_every == 0:
+            host = backbone.compacts or aligned or options.sampler == "multinomial" or (i + 1) % options.sync_every == 0
+            if host or backbone.full(i):
                 if cancelled is not None:
                     for r in active:
                         if r not in dropped and cancelled(r):
@@ -346,7 +383,7 @@ def sample_speech_tokens_batch(
                 finished = (stop[rows] > 0).tolist()
                 if all(finished):
                     break
-                if backbone.compacts and any(finished):
+                if backbone.wants_keep(i, finished.count(False), len(finished)):
                     keep = [k for k, done in enumerate(finished) if not done]
                     index = torch.tensor(keep, device=device)
                     backbone.keep(torch.cat([index, index + m]))

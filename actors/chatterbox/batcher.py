@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -153,38 +153,62 @@ def _settle(future: asyncio.Future, clip: Clip | None = None, exc: BaseException
 class BatchingSynthesizer:
     """A synthesizer actor whose concurrent ``synthesize`` calls (any job, speaker, language) decode as batches.
 
-    It wraps the profile's synthesizer class (``spec.actor``) and keeps its two calls. ``max_batch`` 1 runs each
-    line alone in a worker thread (what the wrapped actor does); above 1 the lines go through a ``LineBatcher``
-    into ``synthesize_batch``. Its methods are coroutines: as a Ray actor (CLI and backfill pools) it is an async
-    actor whose calls share one event loop, and the Serve synthesizer deployment holds one per replica.
+    It wraps the profile's synthesizer class (``spec.actor``) and keeps its two calls. ``max_batch`` 1 with the
+    ``exact`` decode runs each line alone in a worker thread (what the wrapped actor does); otherwise the lines go
+    through a ``LineBatcher`` into ``synthesize_batch``. Its methods are coroutines: as a Ray actor (CLI and
+    backfill pools) it is an async actor whose calls share one event loop, and the Serve synthesizer deployment
+    holds one per replica.
     """
 
     def __init__(self, spec: ModelSpec, profile: str = "full", max_batch: int = 1, max_wait_s: float = LINE_WAIT_S,
-                 decode: dict[str, Any] | None = None):
+                 decode: str | dict[str, Any] | None = "auto"):
         self.model = load_object(spec.actor)(spec, profile)
         self.lines: LineBatcher | None = None
         self.batching = False
+        self.decode: str | dict[str, Any] | None = None
         self.configure(max_batch, max_wait_s, decode)
 
-    def configure(self, max_batch: int, max_wait_s: float = LINE_WAIT_S, decode: dict[str, Any] | None = None) -> None:
-        """Batch at most ``max_batch`` lines, each waiting at most ``max_wait_s`` for others; 1 turns batching off.
-
-        ``decode``: ``DecodeOptions`` fields for the batched decode (``autocast`` by name: "bfloat16"); the
-        defaults give each line the tokens ``synthesize`` gives it.
-        """
-        if max_batch == 1:
+    def configure(self, max_batch: int, max_wait_s: float = LINE_WAIT_S,
+                  decode: str | dict[str, Any] | None = "auto") -> None:
+        """Batch at most ``max_batch`` lines, each waiting at most ``max_wait_s`` for others, decoded as ``decode``
+        says: a preset ("auto": fast on CUDA, exact elsewhere; "fast"; "exact") or ``DecodeOptions`` fields, on a
+        ``"preset"`` when one is named. ``exact`` and batch 1 voice each line alone. A refused configuration
+        leaves the previous one in force."""
+        if max_batch < 1 or max_wait_s < 0:
+            raise BadInput(f"batch size must be >= 1 and wait >= 0 s, got {max_batch} and {max_wait_s}")
+        configure_decode = getattr(self.model, "configure_decode", None)
+        options = None
+        if configure_decode is not None:
+            options = decode_options(decode, self.model.device)
+        elif decode not in (None, "auto", "exact"):
+            raise BadInput(f"{type(self.model).__name__} has no decode options: leave decode unset, got {decode!r}")
+        static = options is not None and options.static_cache
+        if max_batch > 1 or static:
+            self._check_batching()
+        if options is not None:
+            configure_decode(options, max_batch)
+        self.decode = decode
+        if max_batch == 1 and not static:
             self.batching = False
             return
+        if self.lines is None:
+            self.lines = LineBatcher(self.model.synthesize_batch, max_batch, max_wait_s)
+        else:
+            self.lines.resize(max_batch, max_wait_s)
+        self.batching = True
+
+    def _check_batching(self) -> None:
         if not can_batch(type(self.model)):
             raise BadInput(f"{type(self.model).__name__} cannot decode lines in batches (no synthesize_batch): "
                            "set the synthesizer's batch size to 1")
-        run = functools.partial(self.model.synthesize_batch, options=decode_options(decode or {}))
-        if self.lines is None:
-            self.lines = LineBatcher(run, max_batch, max_wait_s)
-        else:
-            self.lines.resize(max_batch, max_wait_s)
-            self.lines.run_batch = run
-        self.batching = True  # last: a refused configuration leaves the previous one working
+
+    def describe(self) -> dict[str, Any]:
+        """How this synthesizer voices lines, for manifests: device, batch size, decode options."""
+        options = getattr(self.model, "decode", None)
+        return {"device": str(getattr(self.model, "device", "cpu")),
+                "batch_lines": self.lines.max_batch if self.batching and self.lines else 1,
+                "decode": self.decode if isinstance(self.decode, str) else dict(self.decode or {}),
+                "decode_options": dataclasses.asdict(options) if options is not None else None}
 
     async def prepare(self, reference, sr: int):
         return await asyncio.to_thread(self.model.prepare, reference, sr)
@@ -194,9 +218,7 @@ class BatchingSynthesizer:
         if not self.batching:
             return await asyncio.to_thread(self.model.synthesize, text, language, conditionals, seed, exaggeration,
                                            cfg_weight, temperature)
-        from actors.chatterbox.batch_t3 import (
-            SynthRequest,  # torch: loaded where lines are voiced, not where this is imported
-        )
+        from actors.chatterbox.batch_t3 import SynthRequest  # torch: loaded where lines are voiced
 
         request = SynthRequest(text, language, conditionals, seed, exaggeration, cfg_weight, temperature)
         return await self.lines.submit(request)
@@ -216,17 +238,14 @@ def can_batch(actor_class: type) -> bool:
     return callable(getattr(actor_class, "synthesize_batch", None))
 
 
-def decode_options(fields: dict[str, Any]) -> "DecodeOptions":
-    import torch
+def decode_options(decode: str | dict[str, Any] | None, device: Any) -> "DecodeOptions":
+    """``DecodeOptions`` from a preset name or a dict of fields (on its ``"preset"``, default exact)."""
+    from actors.chatterbox.batch_t3 import PRESETS, preset
 
-    from actors.chatterbox.batch_t3 import DecodeOptions
-
-    fields = dict(fields)
-    if isinstance(fields.get("autocast"), str):
-        fields["autocast"] = getattr(torch, fields["autocast"], None)
-        if not isinstance(fields["autocast"], torch.dtype):
-            raise BadInput(f"decode autocast must name a torch dtype (e.g. bfloat16), got {fields}")
+    fields = {"preset": decode or "auto"} if not isinstance(decode, dict) else dict(decode)
+    name = fields.pop("preset", "exact")
     try:
-        return DecodeOptions(**fields)
+        return dataclasses.replace(preset(name, device), **fields)
     except (TypeError, ValueError) as exc:
-        raise BadInput(f"bad decode options {fields}: {exc}") from None
+        raise BadInput(f"bad decode options {decode!r}: {exc} (presets: {', '.join(PRESETS)}, or DecodeOptions "
+                       "fields)") from None

@@ -55,6 +55,8 @@ def prepare_t3(t3: Any) -> list[torch.utils.hooks.RemovableHandle]:
 
 def _tap(slot: int, head: int):
     def hook(module, args, output):
+        if torch.compiler.is_compiling():  # a compiled step never aligns (DecodeOptions), and a ContextVar breaks it
+            return
         sink = _ATTENTION_SINK.get()
         if sink is None:
             return
@@ -165,10 +167,11 @@ def sample_speech_tokens(
 
 
 @torch.inference_mode()
-def tokens_to_wav(s3gen: Any, speech_tokens: torch.Tensor, ref: dict, generator: torch.Generator) -> torch.Tensor:
+def tokens_to_wav(s3gen: Any, speech_tokens: torch.Tensor, ref: dict, generator: torch.Generator,
+                  n_timesteps: int | None = None) -> torch.Tensor:
     """S3Gen.inference for one call: CFM noise and HiFT's source drawn from ``generator``; ``ref`` is not touched.
 
-    Returns the waveform (1, samples) on s3gen's device.
+    Returns the waveform (1, samples) on s3gen's device. ``n_timesteps``: CFM steps (None: chatterbox's).
     """
     device, dtype = s3gen.device, s3gen.dtype
     ref = {k: v.to(device=device, dtype=dtype) if torch.is_tensor(v) else v for k, v in ref.items()}
@@ -180,7 +183,7 @@ def tokens_to_wav(s3gen: Any, speech_tokens: torch.Tensor, ref: dict, generator:
     noise = torch.randn(1, 80, frames, device=device, dtype=dtype, generator=generator)
     mels, _ = s3gen.flow.inference(
         token=speech_tokens, token_len=token_len, finalize=True, noised_mels=noise,
-        n_timesteps=2 if s3gen.meanflow else 10, meanflow=s3gen.meanflow, **ref,
+        n_timesteps=n_timesteps or (2 if s3gen.meanflow else 10), meanflow=s3gen.meanflow, **ref,
     )
     mels = mels.to(dtype=dtype)
     hift = s3gen.mel2wav

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from chatterbox.mtl_tts import Conditionals
 
     from actors.chatterbox.batch_t3 import DecodeOptions, SynthRequest
+    from actors.chatterbox.static_t3 import StaticPool
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,9 @@ class Synthesizer:
     def __init__(self, spec: ModelSpec, profile: str = "full", device: str | None = None):
         from chatterbox.mtl_tts import SUPPORTED_LANGUAGES
 
+        from actors.chatterbox.batch_t3 import DecodeOptions
         from actors.chatterbox.decode import prepare_t3
+        from actors.chatterbox.static_t3 import GpuGate
 
         location = resolve(spec, profile).location
         self._device = pick_device(device)
@@ -77,6 +80,10 @@ class Synthesizer:
         self._taps = prepare_t3(self._model.t3)
         self._warm_shared_caches()
         self._text_lock = threading.Lock()
+        self._gate = GpuGate()  # every GPU call shares it; a CUDA graph capture takes it alone
+        self._decode: DecodeOptions = DecodeOptions()
+        self._pool: StaticPool | None = None
+        self._voiced = False  # once a line is voiced, the weights' precision is fixed
         self._supported = tuple(c for c, lang in LANGUAGES.items() if lang.chatterbox in SUPPORTED_LANGUAGES)
         self.sample_rate: int = self._model.sr
         log.info("loaded %s from %s on %s in %.1f s", spec.name, location, self._device, time.perf_counter() - started)
@@ -91,6 +98,44 @@ class Synthesizer:
         except OSError as exc:  # a missing file, or the tokenizer's first-use download of pkuseg's model offline
             fix = f"{spec.fix}; chatterbox's tokenizer also needs pkuseg's model once: run `{PKUSEG_FIX}` online"
             raise ModelNotFound(spec.name, profile, fix, [f"{location} ({exc})"]) from exc
+
+    @property
+    def device(self) -> Any:
+        return self._device
+
+    @property
+    def decode(self) -> "DecodeOptions":
+        return self._decode
+
+    def configure_decode(self, options: "DecodeOptions", max_batch: int = 1) -> None:
+        """Decode this way from now on: T3 and the S3Gen estimator cast to the options' dtypes (in place, before
+        the first line only: a cast under a running decode would corrupt it), static caches budgeted for
+        ``max_batch`` lines. A batch size whose cache cannot fit is refused, leaving the previous options in force."""
+        import torch
+
+        from actors.chatterbox.static_t3 import StaticPool, cache_budget
+
+        t3, estimator = self._model.t3, self._model.s3gen.flow.decoder.estimator
+        changes = t3.speech_head.weight.dtype != options.torch_dtype or estimator.dtype != options.s3gen_torch_dtype
+        if changes and self._voiced:
+            raise BadInput("the decode precision (dtype, s3gen_dtype) is fixed once the synthesizer has voiced a "
+                           "line: restart it to change them")
+        if options.graph == "cuda" and not str(self._device).startswith("cuda"):
+            raise BadInput(f"decode graph 'cuda' needs a CUDA device; this synthesizer runs on {self._device}")
+        pool = None
+        if options.static_cache:
+            pool = StaticPool(t3, cache_budget(options.cache_gb, self._device), options.graph, self._gate,
+                              options.torch_dtype)
+            pool.check_fits(max_batch)
+        if changes:
+            with self._gate.exclusive(), torch.inference_mode():
+                t3.to(options.torch_dtype)
+                estimator.to(options.s3gen_torch_dtype)
+            log.info("decoding with T3 in %s, S3Gen estimator in %s", options.dtype, options.s3gen_dtype)
+        if pool is not None and self._pool is not None and (self._pool.mode, self._pool.budget_bytes) == (
+                pool.mode, pool.budget_bytes):
+            pool = self._pool  # keep the buckets and graphs already made
+        self._decode, self._pool = options, pool
 
     def _warm_shared_caches(self) -> None:
         """Fill the caches chatterbox fills lazily on first use, before any concurrent call can race on them."""
@@ -128,7 +173,7 @@ class Synthesizer:
         if not np.isfinite(wav).all() or np.abs(wav).max() < 1e-4:
             raise BadAudio("the reference voice is silent or not finite; pick a segment where the speaker talks")
         model = self._model
-        with torch.inference_mode():
+        with self._gate.shared(), torch.inference_mode():
             ref_24k = wav if sr == S3GEN_SR else librosa.resample(wav, orig_sr=sr, target_sr=S3GEN_SR)
             ref_16k = librosa.resample(ref_24k, orig_sr=S3GEN_SR, target_sr=S3_SR)
             gen = model.s3gen.embed_ref(ref_24k[: model.DEC_COND_LEN], S3GEN_SR, device=self._device)
@@ -166,10 +211,11 @@ class Synthesizer:
         if text_tokens is None:
             return self._silence()
         model = self._model
-        budget = _token_budget(text_tokens.size(-1) - 2)
+        budget = self._budget(text_tokens, text)
         text_tokens = text_tokens.repeat(2, 1)  # conditional + unconditional rows for CFG
         generator = torch.Generator(device=self._device).manual_seed(seed)
-        with torch.inference_mode():
+        self._voiced = True
+        with self._gate.shared(), torch.inference_mode():
             tokens = sample_speech_tokens(
                 model.t3, self._t3_cond(conditionals, exaggeration), text_tokens, generator=generator,
                 max_new_tokens=budget, temperature=temperature, cfg_weight=cfg_weight,
@@ -178,7 +224,7 @@ class Synthesizer:
             tokens = self._speech_tokens(tokens, budget, text)
             if tokens.numel() == 0:
                 return self._silence()
-            clip = self._clip(tokens_to_wav(model.s3gen, tokens, conditionals.gen, generator))
+            clip = self._clip(tokens_to_wav(model.s3gen, tokens, conditionals.gen, generator, self._decode.s3gen_steps))
         log.debug("synthesized %d tokens (%.2f s) in %.2f s", tokens.numel(), clip.duration_s,
                   time.perf_counter() - started)
         return clip
@@ -201,6 +247,10 @@ class Synthesizer:
         text_tokens = F.pad(text_tokens.to(self._device), (1, 0), value=hp.start_text_token)
         return F.pad(text_tokens, (0, 1), value=hp.stop_text_token)
 
+    def _budget(self, text_tokens: "torch.Tensor", text: str) -> int:
+        """Speech tokens a line may take (``text_tokens`` with SOT/EOT)."""
+        return _token_budget(text_tokens.size(-1) - 2)
+
     def _t3_cond(self, conditionals: "Conditionals", exaggeration: float) -> Any:
         """A fresh T3Cond per call (T3 caches the prompt embedding on it) with this call's emotion."""
         import torch
@@ -210,7 +260,7 @@ class Synthesizer:
             speaker_emb=conditionals.t3.speaker_emb,
             cond_prompt_speech_tokens=conditionals.t3.cond_prompt_speech_tokens,
             emotion_adv=exaggeration * torch.ones(1, 1, 1),
-        ).to(device=self._device)
+        ).to(device=self._device, dtype=self._model.t3.speech_head.weight.dtype)
 
     def _speech_tokens(self, tokens: "torch.Tensor", budget: int, text: str) -> "torch.Tensor":
         """T3's (1, N) output as S3Gen's input: SOS/EOS and ids S3Gen has no embedding for dropped; cut lines logged."""
@@ -246,17 +296,18 @@ class Synthesizer:
         self,
         requests: "list[SynthRequest]",
         cancelled: Callable[[int], bool] | None = None,
-        options: "DecodeOptions | None" = None,
     ) -> list[Clip]:
-        """Many lines (any voices, languages, jobs) in one batched T3 decode and batched S3Gen (actors/chatterbox/batch_t3.py).
+        """Many lines (any voices, languages, jobs) in one batched T3 decode and batched S3Gen (batch_t3.py), decoded
+        as ``configure_decode`` set.
 
-        Each request gets ``synthesize``'s clip for the same arguments: the same speech tokens with the same seed
-        (batched rounding aside) and its waveform to float tolerance. A request for which ``cancelled(index)``
-        turns true leaves the decode at the next step and gets 0 samples. Invalid input raises for the whole call.
+        With the ``exact`` options each request gets ``synthesize``'s clip for the same arguments: the same speech
+        tokens with the same seed (batched rounding aside) and its waveform to float tolerance. A request for which
+        ``cancelled(index)`` turns true leaves the decode at the next step and gets 0 samples. Invalid input raises
+        for the whole call.
         """
         import torch
 
-        from actors.chatterbox.batch_t3 import DecodeOptions, T3Line, sample_speech_tokens_batch, tokens_to_wav_batch
+        from actors.chatterbox.batch_t3 import T3Line, sample_speech_tokens_batch, tokens_to_wav_batch
 
         clips = [self._silence() for _ in requests]
         lines, index = [], []
@@ -267,22 +318,25 @@ class Synthesizer:
             generator = torch.Generator(device=self._device).manual_seed(request.seed)
             lines.append(T3Line(
                 self._t3_cond(request.conditionals, request.exaggeration), text_tokens, generator,
-                _token_budget(text_tokens.size(-1) - 2), request.cfg_weight, request.temperature, request.seed,
+                self._budget(text_tokens, request.text), request.cfg_weight, request.temperature, request.seed,
             ))
             index.append(i)
         dropped = (lambda k: False) if cancelled is None else (lambda k: cancelled(index[k]))
+        options = self._decode
         started = time.perf_counter()
-        with torch.inference_mode():
+        self._voiced = True
+        with self._gate.shared(), torch.inference_mode():
             speech = sample_speech_tokens_batch(
                 self._model.t3, lines, repetition_penalty=REPETITION_PENALTY, min_p=MIN_P, top_p=TOP_P,
-                options=options or DecodeOptions(), cancelled=dropped,
+                options=options, cancelled=dropped, pool=self._pool,
             )
             keep = [k for k in range(len(lines)) if not dropped(k)]
             speech = {k: self._speech_tokens(speech[k], lines[k].max_new_tokens, requests[index[k]].text) for k in keep}
             keep = [k for k in keep if speech[k].numel()]
             wavs = tokens_to_wav_batch(self._model.s3gen, [speech[k] for k in keep],
                                        [requests[index[k]].conditionals.gen for k in keep],
-                                       [lines[k].generator for k in keep])
+                                       [lines[k].generator for k in keep], max_batch=options.s3gen_batch,
+                                       max_padding=options.s3gen_padding, n_timesteps=options.s3gen_steps)
         for k, wav in zip(keep, wavs):
             clips[index[k]] = self._clip(wav)
         log.debug("synthesized %d lines (%.2f s of audio) in %.2f s", len(keep), sum(c.duration_s for c in clips),

@@ -32,7 +32,7 @@ from graph.backfill.progress import Progress
 from graph.errors import BadInput, DubError
 from graph.languages import parse_targets
 from graph.media.outputs import check_writable, remove_outputs
-from graph.options import DubOptions, from_dict, to_dict
+from graph.options import DECODE_PRESETS, DubOptions, from_dict, to_dict
 from graph.run.checkpoint import Checkpoint
 from graph.run.pipeline import Stages
 from graph.run.pools import Replicas
@@ -146,37 +146,21 @@ def _dub_all(todo: list[Item], config: BackfillConfig, profile: Profile, manifes
              progress: Progress, stages: Stages | None) -> bool:
     """Dub ``todo`` with ``concurrency`` items in flight over the pools; True when it had to stop early."""
     from graph.run.local_ray import init_ray
-    from graph.run.pools import check_batching, check_models, start_stages, stop_stages
+    from graph.run.pools import check_batching, check_models, start_stages, stop_stages, wait_ready
 
     if stages is None:
         check_batching(profile, config.replicas)
         if not config.address:
             check_models(profile)
         init_ray(config.address)
-        own = start_stages(profile, config.replicas)
+        own = start_stages(profile, config.replicas, strict=not config.address)
         try:
             return _dub_all(todo, config, profile, manifest, progress, own)
         finally:
             stop_stages(own)
-    _wait_ready(stages)
+    wait_ready(stages)
     progress.start()
     return asyncio.run(_dub_items(todo, config, profile, stages, manifest, progress))
-
-
-def _wait_ready(stages: Stages) -> None:
-    """Wait until every actor has loaded its model, so a model that cannot load stops the run once, not per item."""
-    import ray
-    from ray.exceptions import RayActorError
-
-    pools = {"asr": stages.asr, "diarizer": stages.diarizer, "translator": stages.translator,
-             "synthesizer": stages.synthesizer}
-    log.info("waiting for %d model actors to load (and for GPU workers, on an autoscaling cluster)",
-             sum(len(getattr(pool, "handles", ())) for pool in pools.values()))
-    for role, pool in pools.items():
-        try:
-            ray.get([handle.__ray_ready__.remote() for handle in getattr(pool, "handles", ())])
-        except RayActorError as exc:
-            raise DubError(f"the {role} actors could not start, nothing was dubbed: {exc}") from None
 
 
 async def _dub_items(todo: list[Item], config: BackfillConfig, profile: Profile, stages: Stages,
@@ -289,7 +273,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(f"--{role}-replicas", type=int, default=default, help=f"{role} actors (default {default})")
     p.add_argument("--synth-threads", type=int, default=Replicas.synth_threads, help="concurrent calls per synthesizer")
     p.add_argument("--synth-batch", type=int, default=Replicas.synth_batch,
-                   help="lines each synthesizer decodes together (full profile; default 1 = one by one; 32-128 on a GPU)")
+                   help="lines each synthesizer decodes together (full profile; default: 64 on a GPU, 1 = one by one "
+                        "on a CPU)")
+    p.add_argument("--decode", choices=DECODE_PRESETS, default="auto",
+                   help="synthesizer decode: fast (bf16, static cache, CUDA graph), exact (fp32, chatterbox's loop), "
+                        "auto = fast on a GPU (default)")
     p.add_argument("--synth-gpu", type=float, default=Replicas.synth_gpu,
                    help="GPU fraction per synthesizer actor (0.25 = 4 per GPU; ignored without GPUs)")
     p.add_argument("--limit", type=int, help="dub at most N items (a trial run)")
@@ -358,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             address=args.address or os.environ.get("RAY_ADDRESS"),
             replicas=Replicas(asr=args.asr_replicas, diarizer=args.diarizer_replicas,
                               translator=args.translator_replicas, synthesizer=args.synth_replicas,
-                              synth_threads=args.synth_threads, synth_batch=args.synth_batch,
+                              synth_threads=args.synth_threads, synth_batch=args.synth_batch, synth_decode=args.decode,
                               synth_gpu=args.synth_gpu),
             concurrency=args.concurrency,
             limit=args.limit,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from graph.errors import DubError
 from graph.languages import parse_targets
-from graph.options import AsrOptions, DiarizeOptions, DubOptions, TtsOptions
+from graph.options import DECODE_PRESETS, AsrOptions, DiarizeOptions, DubOptions, TtsOptions
 
 log = logging.getLogger("dubgraph")
 
@@ -31,14 +31,19 @@ def _parser() -> argparse.ArgumentParser:
     dub.add_argument("--min-speakers", type=int, help="at least this many speakers")
     dub.add_argument("--max-speakers", type=int, help="at most this many speakers")
     dub.add_argument("--source-language", help="language spoken in the input (default: detected)")
+    dub.add_argument("--transcript", help="SRT/WebVTT of what is said, instead of speech recognition; cues naming "
+                                          "their speaker ([Alice] ... or <v Alice>...) also skip diarization")
     dub.add_argument("--formats", default="wav,flac,srt,vtt", help="outputs to write (default: wav,flac,srt,vtt)")
     dub.add_argument("--background", action="store_true", help="mix the source's non-speech background under the dub")
     dub.add_argument("--seed", type=int, default=0, help="synthesis seed (same seed, same output)")
     dub.add_argument("--address", help="Ray cluster to use ('auto' = a local `ray start --head`); default: embedded")
     dub.add_argument("--synth-replicas", type=int, default=1, help="synthesizer actors (default 1)")
-    dub.add_argument("--batch-lines", type=int, default=1,
-                     help="lines each synthesizer decodes together (full profile; default 1 = one by one; "
-                          "32-128 on a GPU)")
+    dub.add_argument("--batch-lines", type=int, default=None,
+                     help="lines each synthesizer decodes together (full profile; default: 64 on a GPU, 1 = one by "
+                          "one on a CPU)")
+    dub.add_argument("--decode", choices=DECODE_PRESETS, default="auto",
+                     help="synthesizer decode: fast (bf16, static cache, CUDA graph), exact (fp32, chatterbox's "
+                          "loop), auto = fast on a GPU (default)")
     dub.add_argument("--resume-dir", help="keep finished stages and lines here, so a rerun resumes")
 
     models = sub.add_parser("models", help="list the models of a profile and where they were found")
@@ -86,8 +91,9 @@ def _dub(args) -> int:
             profile,
             address=args.address,
             progress=bars.update,
-            replicas=Replicas(synthesizer=args.synth_replicas, synth_batch=args.batch_lines),
+            replicas=Replicas(synthesizer=args.synth_replicas, synth_batch=args.batch_lines, synth_decode=args.decode),
             checkpoint_dir=args.resume_dir,
+            transcript=args.transcript,
         )
     print(f"dubbed {args.input} ({result.duration_s:.1f} s, {len(result.speakers)} speakers, from {result.source_language})")
     for lang, output in result.outputs.items():

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from graph import audio
-from graph.errors import BadAudio
+from graph.errors import BadAudio, BadInput
 from graph.languages import language
 from graph.media.outputs import check_writable, write_language, write_manifest
 from graph.options import DubOptions, to_dict
@@ -23,6 +23,7 @@ from graph.run.checkpoint import Checkpoint, key_of
 from graph.run.lines import LineVoicer
 from graph.run.stages import Stage
 from graph.timeline.assign import build_utterances
+from graph.timeline.cues import Cue, cue_turns, cue_utterances, named, parse_cues
 from graph.timeline.references import Reference, pick_reference
 from graph.timeline.render import Placement, ducked_background, render_track, speaker_levels
 from graph.timeline.timing import window_ends
@@ -65,6 +66,7 @@ class DubJob:
     models: dict[str, str] = field(default_factory=dict)  # role -> model name, echoed in the manifest
     job_id: str = "job"
     max_duration_s: float | None = None
+    transcript: str | None = None  # an SRT/VTT the user brings instead of ASR (and of diarization when all named)
 
 
 @dataclass(frozen=True)
@@ -120,17 +122,21 @@ async def dub(
         raise BadAudio(f"{job.input} is silent: there is no speech to dub")
     wave = stages.put(analysis.samples)
 
-    transcript, turns = await _analyse(job, stages, wave, store, clock, emit)
-    utterances = build_utterances(transcript.words, turns)
+    if job.transcript:
+        source_language, utterances, turns = await _from_transcript(job, stages, wave, store, clock, emit)
+    else:
+        transcript, turns = await _analyse(job, stages, wave, store, clock, emit)
+        utterances = build_utterances(transcript.words, turns)
+        source_language = transcript.language
     if not utterances:
         raise BadAudio(f"no speech was recognised in {job.input} (silence, music or noise only?): nothing to dub")
-    source_language = transcript.language
     language(source_language, job.sources, what="source")
     speakers = tuple(sorted({u.speaker for u in utterances}))
     log.info("[%s] %d lines from %d speakers", job.job_id, len(utterances), len(speakers))
 
     with clock.timed("voices"):
         conds = await _conditionals(job, stages, source, utterances, turns, store, conditionals, emit)
+    synthesizer = await _describe(stages.synthesizer)
 
     levels = speaker_levels(analysis, utterances)
     windows = window_ends(utterances, analysis.duration_s)
@@ -178,10 +184,12 @@ async def dub(
         {
             "job_id": job.job_id,
             "input": Path(job.input).name,
+            "transcript": Path(job.transcript).name if job.transcript else None,
             "duration_s": round(analysis.duration_s, 3),
             "source_language": source_language,
             "speakers": list(speakers),
             "models": job.models,
+            "synthesizer": synthesizer,
             "options": to_dict(opts),
             "stage_s": clock.stage_s,
             "voices": {speaker: voice.to_json() for speaker, voice in conds.items()},
@@ -192,25 +200,54 @@ async def dub(
     return DubResult(job.job_id, analysis.duration_s, source_language, speakers, outputs, str(manifest), clock.stage_s)
 
 
+async def _analysed(name: str, key: str, stage: Stage, method: str, wave, store, clock, emit, *args):
+    """One analysis stage's result, resumed from its checkpoint when present."""
+    cached = store.get(key)
+    if cached is not None:
+        return cached
+    t0 = time.perf_counter()
+    value = await stage.call(method, wave, *args)
+    clock.stage_s[name] = round(time.perf_counter() - t0, 3)
+    store.put(key, value)
+    emit(name, 1, 1)
+    return value
+
+
+def _diarized(job, stages, wave, store, clock, emit):
+    key = "diarize-" + key_of(job.options.diarize, job.models.get("diarizer"))
+    return _analysed("diarize", key, stages.diarizer, "diarize", wave, store, clock, emit, job.options.diarize)
+
+
 async def _analyse(job, stages, wave, store, clock, emit) -> tuple[Transcript, list[SpeakerTurn]]:
-    """ASR and diarization at the same time, each resumed from its checkpoint when present."""
-    opts = job.options
-
-    async def timed(name: str, key: str, stage: Stage, method: str, *args):
-        cached = store.get(key)
-        if cached is not None:
-            return cached
-        t0 = time.perf_counter()
-        value = await stage.call(method, wave, *args)
-        clock.stage_s[name] = round(time.perf_counter() - t0, 3)
-        store.put(key, value)
-        emit(name, 1, 1)
-        return value
-
+    """ASR and diarization at the same time."""
+    asr = job.options.asr
     return await asyncio.gather(
-        timed("asr", "asr-" + key_of(opts.asr, job.models.get("asr")), stages.asr, "transcribe", opts.asr),
-        timed("diarize", "diarize-" + key_of(opts.diarize, job.models.get("diarizer")), stages.diarizer, "diarize", opts.diarize),
+        _analysed("asr", "asr-" + key_of(asr, job.models.get("asr")), stages.asr, "transcribe", wave, store, clock,
+                  emit, asr),
+        _diarized(job, stages, wave, store, clock, emit),
     )
+
+
+def read_transcript(path: str | Path) -> list[Cue]:
+    """The cues of a transcript file (SRT or WebVTT, UTF-8); ``BadInput`` saying what is wrong with it."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise BadInput(f"cannot read the transcript {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"the transcript {path.name} is not UTF-8 text (SRT or WebVTT)") from None
+    return parse_cues(text, path.name)
+
+
+async def _from_transcript(job, stages, wave, store, clock, emit) -> tuple[str, list[Utterance], list[SpeakerTurn]]:
+    """The user's transcript instead of ASR: one line per cue; diarization only for cues that name no speaker."""
+    source_language = job.options.asr.language or (job.sources[0] if len(job.sources) == 1 else None)
+    if source_language is None:
+        raise BadInput("a job that starts from a transcript needs its language: give the source language")
+    cues = await asyncio.to_thread(read_transcript, job.transcript)
+    turns = cue_turns(cues) if named(cues) else await _diarized(job, stages, wave, store, clock, emit)
+    return language(source_language, job.sources, what="source").code, cue_utterances(cues, turns), turns
 
 
 @dataclass(frozen=True)
@@ -259,6 +296,14 @@ async def _conditionals(job, stages, source: Clip, utterances, turns, store, sha
         voices[speakers[done - 1]] = voice
         emit("voices", done, len(speakers))
     return voices
+
+
+async def _describe(synthesizer: Stage) -> dict[str, Any]:
+    """How the synthesizer voices lines (device, batch size, decode options), for the manifest; {} if it cannot say."""
+    try:
+        return await synthesizer.call("describe")
+    except AttributeError:  # a bare model object (tests) has no describe
+        return {}
 
 
 async def _prepare(stages: Stages, ref: Reference, store: Checkpoint, key: str) -> Any:

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from graph import audio
-from graph.errors import BadInput
+from graph.errors import BadInput, DubError
 from graph.languages import language
 from graph.media.outputs import check_writable, remove_outputs
 from graph.options import DubOptions
 from graph.run.checkpoint import Checkpoint
-from graph.run.pipeline import DubJob, DubResult, ProgressFn, Stages, dub
-from graph.run.stages import ActorPool
+from graph.run.pipeline import DubJob, DubResult, ProgressFn, Stages, dub, read_transcript
+from graph.run.stages import ActorPool, Unstarted
+from graph.timeline.cues import named
 
 log = logging.getLogger(__name__)
+
+
+ROLES = ("asr", "diarizer", "translator", "synthesizer")
+GPU_BATCH_LINES = 64  # lines a synthesizer decodes together on a GPU when the batch size is left to choose
+READY_TIMEOUT_S = 900.0  # model actors that are not up by then (placement, download-free loading) fail the run
+READY_REPORT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -29,9 +37,9 @@ class Replicas:
     translator: int = 1
     synthesizer: int = 1
     synth_threads: int = 2  # lines one synthesizer actor voices at once, each alone (when synth_batch is 1)
-    synth_batch: int = 1  # > 1: lines one synthesizer actor decodes together in one batch (ChatterBox only)
+    synth_batch: int | None = None  # lines one synthesizer decodes together; None: 64 on a GPU, else 1
     synth_wait_s: float = 0.02  # how long a line waits for others to join its batch
-    synth_decode: dict | None = None  # DecodeOptions fields for batches (actors/chatterbox/batch_t3.py): GPU speed options
+    synth_decode: str | dict = "auto"  # decode preset (auto/fast/exact) or DecodeOptions fields (chatterbox/batch_t3.py)
     # GPU fraction per actor when the cluster has GPUs (0.25 = four actors share one GPU)
     synth_gpu: float = 0.25
     asr_gpu: float = 0.25
@@ -41,40 +49,85 @@ class Replicas:
     def __post_init__(self) -> None:
         counts = {"asr": self.asr, "diarizer": self.diarizer, "translator": self.translator,
                   "synthesizer": self.synthesizer, "synthesizer threads": self.synth_threads,
-                  "synthesizer batch": self.synth_batch}
+                  "synthesizer batch": 1 if self.synth_batch is None else self.synth_batch}
         bad = [f"{name} {value}" for name, value in counts.items() if value < 1]
         if self.synth_wait_s < 0:
             bad.append(f"batch wait {self.synth_wait_s} s")
+        bad += [f"{role} GPU fraction {gpu}" for role, gpu in self.gpu.items() if not 0 <= gpu <= 1]
         if bad:
-            raise BadInput(f"replicas, threads and batch sizes must be >= 1 and waits >= 0; got {', '.join(bad)}")
+            raise BadInput(f"replicas, threads and batch sizes must be >= 1, waits >= 0 and GPU fractions 0..1; "
+                           f"got {', '.join(bad)}")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"asr": self.asr, "diarizer": self.diarizer, "translator": self.translator,
+                "synthesizer": self.synthesizer}
+
+    @property
+    def gpu(self) -> dict[str, float]:
+        return {"asr": self.asr_gpu, "diarizer": self.diarizer_gpu, "translator": self.translator_gpu,
+                "synthesizer": self.synth_gpu}
 
     @property
     def lines_per_synthesizer(self) -> int:
-        return self.synth_batch if self.synth_batch > 1 else self.synth_threads
+        batch = self.synth_batch or 1
+        return batch if batch > 1 else self.synth_threads
 
     @property
     def synth_shape(self) -> str:
         """How lines are voiced, for reports: "2 x 1 line", "1 x batch 128"."""
-        per = f"batch {self.synth_batch}" if self.synth_batch > 1 else f"{self.synth_threads} line(s)"
+        batch = self.synth_batch or 1
+        per = f"batch {batch}" if batch > 1 else f"{self.synth_threads} line(s)"
         return f"{self.synthesizer} x {per}"
+
+    def for_cluster(self, profile, has_gpu: bool) -> "Replicas":
+        """The batch size chosen when left open: ``GPU_BATCH_LINES`` on a GPU for a synthesizer that batches."""
+        if self.synth_batch is not None:
+            return self
+        return replace(self, synth_batch=GPU_BATCH_LINES if has_gpu and _batches(profile) else 1)
+
+
+def _batches(profile) -> bool:
+    from actors.chatterbox.batcher import can_batch
+    from actors.models import load_object
+
+    return can_batch(load_object(profile.model("synthesizer").actor))
 
 
 def check_batching(profile, replicas: Replicas) -> None:
     """Batched synthesis needs a synthesizer with ``synthesize_batch`` (ChatterBox; not espeak): say so up front."""
-    from actors.chatterbox.batcher import can_batch
-    from actors.models import load_object
-
-    synth = profile.model("synthesizer")
-    if replicas.synth_batch != 1 and not can_batch(load_object(synth.actor)):
+    if (replicas.synth_batch or 1) != 1 and not _batches(profile):
+        synth = profile.model("synthesizer")
         raise BadInput(f"the {profile.name} profile's synthesizer ({synth.name}) cannot decode lines in batches: "
                        "leave the synthesizer batch at 1")
 
 
-def start_stages(profile, replicas: Replicas = Replicas()) -> Stages:
-    """Start one actor pool per role (actors load their model in their own process).
+def check_resources(replicas: Replicas, cluster: dict[str, float], strict: bool = True,
+                    roles: tuple[str, ...] = ROLES) -> None:
+    """The pools' GPU requests against the cluster's GPUs, before any actor starts: an actor whose request can never
+    be placed would leave the run waiting forever. ``strict`` False (a cluster that may autoscale) only warns."""
+    available = cluster.get("GPU", 0)
+    if not available:
+        return
+    asks = {role: replicas.counts[role] * replicas.gpu[role] for role in roles}
+    total = sum(asks.values())
+    if total <= available + 1e-9:
+        return
+    detail = ", ".join(f"{role} {replicas.counts[role]} x {replicas.gpu[role]:g}" for role in roles)
+    message = (f"the model actors ask for {total:g} GPUs ({detail}) but the cluster has {available:g}: lower the "
+               "synthesizer replicas (--synth-replicas) or the GPU fractions")
+    if strict:
+        raise BadInput(message)
+    log.warning("%s; waiting for the autoscaler to add GPU workers", message)
+
+
+def start_stages(profile, replicas: Replicas = Replicas(), strict: bool = True,
+                 roles: tuple[str, ...] = ROLES) -> Stages:
+    """Start one actor pool per role in ``roles`` (actors load their model in their own process).
 
     Synthesizers are ``BatchingSynthesizer`` actors around the profile's class, so the CLI, backfills and Serve
-    voice lines the same way (one at a time per thread, or decoded in batches with ``synth_batch``).
+    voice lines the same way (one at a time per thread, or decoded in batches with ``synth_batch``). GPU requests
+    are checked against the cluster first (``check_resources``).
     """
     import ray
 
@@ -82,27 +135,58 @@ def start_stages(profile, replicas: Replicas = Replicas()) -> Stages:
     from actors.models import load_object
 
     check_batching(profile, replicas)
-    has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+    cluster = ray.cluster_resources()
+    has_gpu = cluster.get("GPU", 0) > 0
+    replicas = replicas.for_cluster(profile, has_gpu)
+    if has_gpu:
+        check_resources(replicas, cluster, strict, roles)
 
-    def pool(role: str, count: int, gpu: float, actor: type | None = None, per_actor: int = 1,
-             args: tuple = ()) -> ActorPool:
+    def pool(role: str, actor: type | None = None, per_actor: int = 1, args: tuple = ()) -> ActorPool | Unstarted:
+        if role not in roles:
+            return Unstarted(role)
         spec = profile.model(role)
         remote = ray.remote(actor or load_object(spec.actor))
         options = {"num_cpus": 0, "max_concurrency": per_actor, "max_restarts": 1}
-        if gpu and has_gpu:
-            options["num_gpus"] = gpu
-        return ActorPool([remote.options(**options).remote(spec, profile.name, *args) for _ in range(count)],
-                         per_actor)
+        if replicas.gpu[role] and has_gpu:
+            options["num_gpus"] = replicas.gpu[role]
+        return ActorPool([remote.options(**options).remote(spec, profile.name, *args)
+                          for _ in range(replicas.counts[role])], per_actor)
 
     return Stages(
-        asr=pool("asr", replicas.asr, replicas.asr_gpu),
-        diarizer=pool("diarizer", replicas.diarizer, replicas.diarizer_gpu),
-        translator=pool("translator", replicas.translator, replicas.translator_gpu),
-        synthesizer=pool("synthesizer", replicas.synthesizer, replicas.synth_gpu, BatchingSynthesizer,
-                         replicas.lines_per_synthesizer,
+        asr=pool("asr"),
+        diarizer=pool("diarizer"),
+        translator=pool("translator"),
+        synthesizer=pool("synthesizer", BatchingSynthesizer, replicas.lines_per_synthesizer,
                          (replicas.synth_batch, replicas.synth_wait_s, replicas.synth_decode)),
         put=ray.put,
     )
+
+
+def wait_ready(stages: Stages, timeout_s: float = READY_TIMEOUT_S, report_s: float = READY_REPORT_S) -> None:
+    """Wait until every actor has loaded its model, reporting what is still pending every ``report_s``; a model
+    that cannot load, or an actor still unplaced after ``timeout_s``, stops the run before any work starts."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    pending = {handle.__ray_ready__.remote(): role for role in ROLES
+               for handle in getattr(getattr(stages, role), "handles", ())}
+    deadline = time.monotonic() + timeout_s
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=min(report_s, timeout_s))
+        for ref in ready:
+            role = pending.pop(ref)
+            try:
+                ray.get(ref)
+            except RayActorError as exc:
+                raise DubError(f"the {role} actors could not start, nothing was dubbed: {exc}") from None
+        if not pending:
+            return
+        waiting = ", ".join(sorted(set(pending.values())))
+        free = {k: round(v, 3) for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
+        if time.monotonic() >= deadline:
+            raise DubError(f"model actors not up after {timeout_s:.0f} s ({waiting}); the cluster has {free} free. "
+                           "Is a GPU worker missing, or a model still loading?")
+        log.warning("waiting for model actors to start: %s (cluster resources free: %s)", waiting, free)
 
 
 def stop_stages(stages: Stages) -> None:
@@ -113,13 +197,18 @@ def stop_stages(stages: Stages) -> None:
             ray.kill(handle)
 
 
-def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, profile, job_id: str | None = None) -> DubJob:
-    """Validate everything checkable before any model loads: languages, input file, output directory."""
+def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, profile, job_id: str | None = None,
+             transcript: str | Path | None = None) -> DubJob:
+    """Validate everything checkable before any model loads: languages, input file, transcript, output directory."""
     for target in options.targets:
         language(target, profile.targets)
     if options.asr.language:
         language(options.asr.language, profile.sources, what="source")
     audio.probe(input_path)
+    if transcript is not None:
+        read_transcript(transcript)
+        if not options.asr.language and len(profile.sources) != 1:
+            raise BadInput("a job that starts from a transcript needs its language: give the source language")
     check_writable(out_dir)
     return DubJob(
         input=str(input_path),
@@ -129,15 +218,24 @@ def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, p
         targets=profile.targets,
         models={spec.role: spec.name for spec in profile.models},
         job_id=job_id or uuid.uuid4().hex[:12],
+        transcript=str(transcript) if transcript is not None else None,
     )
 
 
-def check_models(profile) -> None:
-    """Raise the first ModelNotFound of a profile on this machine, before actors start."""
+def needed_roles(transcript: str | Path | None) -> tuple[str, ...]:
+    """The model roles a job needs: no ASR from a transcript, and no diarizer when every cue names its speaker."""
+    if transcript is None:
+        return ROLES
+    return ("diarizer", "translator", "synthesizer") if not named(read_transcript(transcript)) else (
+        "translator", "synthesizer")
+
+
+def check_models(profile, roles: tuple[str, ...] = ROLES) -> None:
+    """Raise the first ModelNotFound of a profile's ``roles`` on this machine, before actors start."""
     from actors.models import check
 
-    for _, found in check(profile):
-        if isinstance(found, Exception):
+    for spec, found in check(profile):
+        if spec.role in roles and isinstance(found, Exception):
             raise found
 
 
@@ -150,17 +248,23 @@ def dub_file(
     progress: ProgressFn | None = None,
     replicas: Replicas = Replicas(),
     checkpoint_dir: str | Path | None = None,
+    transcript: str | Path | None = None,
 ) -> DubResult:
-    """Dub one file on a local (embedded) or existing Ray cluster; partial outputs are removed on failure."""
+    """Dub one file on a local (embedded) or existing Ray cluster; partial outputs are removed on failure.
+
+    ``transcript``: an SRT/WebVTT of what is said, used instead of ASR (and of diarization when every cue names
+    its speaker, ``[Alice] ...`` or ``<v Alice>...``)."""
     from graph.run.local_ray import init_ray
 
-    job = make_job(input_path, out_dir, options, profile)
+    job = make_job(input_path, out_dir, options, profile, transcript=transcript)
+    roles = needed_roles(transcript)
     check_batching(profile, replicas)
     if not address:
-        check_models(profile)
+        check_models(profile, roles)
     init_ray(address)
-    stages = start_stages(profile, replicas)
+    stages = start_stages(profile, replicas, strict=not address, roles=roles)
     try:
+        wait_ready(stages)
         return asyncio.run(dub(job, stages, progress, Checkpoint(checkpoint_dir)))
     except BaseException:
         remove_outputs(Path(out_dir), options.targets, options.formats)

@@ -97,3 +97,18 @@ class ServeStage:
 
     async def call_ref(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return await getattr(self.handle, method).remote(*args, **kwargs)._to_object_ref()
+
+
+class Unstarted:
+    """A role this run started no actors for (a job from a transcript that names every speaker needs no ASR or
+    diarizer): calling it is a bug in the caller, said plainly."""
+
+    parallelism = 1
+
+    def __init__(self, role: str):
+        self.role = role
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"no {self.role} actors were started for this run, yet {method} was called")
+
+    call_ref = call

@@ -16,6 +16,7 @@ from actors.chatterbox.batch_t3 import SynthRequest
 from actors.models import OFFLINE, Profile
 from bench.forced import SAMPLES_PER_TOKEN, target_tokens
 from bench.scenarios import CPU_SCENARIOS, TARGETS, build_input, synthesizer_spec
+from graph.run.pools import Replicas
 
 SCENARIO = CPU_SCENARIOS[0]
 SR = 24_000
@@ -57,23 +58,28 @@ def test_forced_lines_decode_exactly_n_tokens(bench_profile):
     assert synth.stats()["calls"] == {"t3": 1, "s3gen": 1}  # one batch
 
 
-def test_gpu_path_packs_replicas_and_refuses_without_cuda():
-    import argparse
-
+def test_gpu_check_prepares_its_inputs_here_and_needs_cuda_to_run(tmp_path, monkeypatch):
+    """The GPU check's inputs are made on this machine (espeak, tiny Marian) and its transcript names every speaker,
+    so the GPU machine needs neither ASR nor diarization weights; without CUDA it refuses to run."""
     import torch
 
-    from bench.gpu import BATCHED, REPLICAS, replicas_for, run_gpu
-    from graph.run.pools import Replicas
+    from bench import gpu
+    from graph.run.pipeline import read_transcript
+    from graph.run.pools import needed_roles
 
-    assert [replicas_for(n).synth_gpu * n for n in REPLICAS] == [1.0] * len(REPLICAS)
-    batched = [replicas_for(n, b) for n, b in BATCHED]
-    assert {r.synthesizer * r.lines_per_synthesizer for r in batched} == {128}
-    assert all(r.synth_gpu * r.synthesizer == 1.0 and r.synth_decode for r in batched)
+    gpu.prepare(tmp_path)
+    srt = tmp_path / f"{gpu.SCENARIO}.srt"
+    cues = read_transcript(srt)
+    assert len(cues) == 20 and {c.speaker for c in cues} == {"alex", "beth", "colin"}
+    assert needed_roles(srt) == ("translator", "synthesizer")
+    assert (tmp_path / "tiny_marian" / "config.json").exists() and (tmp_path / "vocab").is_dir()
+    assert sf.info(tmp_path / f"{gpu.SCENARIO}.flac").duration > 60
     assert Replicas(synthesizer=2, synth_batch=64).synth_shape == "2 x batch 64"
     if torch.cuda.is_available():
-        pytest.skip("a GPU is here: `python -m bench.run --gpu` runs for real")
-    with pytest.raises(SystemExit, match="CUDA"):
-        run_gpu(argparse.Namespace(only=None, work=None, threads=2))
+        pytest.skip("a GPU is here: `make gpu-check` runs for real")
+    monkeypatch.setattr("sys.argv", ["bench.gpu", "--inputs", str(tmp_path), "--out", str(tmp_path / "out")])
+    with pytest.raises(SystemExit, match="needs a CUDA device"):
+        gpu.main()
 
 
 @pytest.mark.slow

@@ -159,3 +159,41 @@ def test_silence_and_unsupported_language_fail_clearly(tmp_path):
         asyncio.run(dub(make_job(silent, tmp_path), stages(ToneVoice())))
     with pytest.raises(UnsupportedLanguage, match="supported: es, fr, pt-br"):
         asyncio.run(dub(make_job(silent, tmp_path, ("de",)), stages(ToneVoice())))
+
+
+def _srt(tmp_path, named_speakers=True):
+    cues = [f"{i}\n00:00:{start:06.3f} --> 00:00:{end:06.3f}\n{f'[{s}] ' if named_speakers or i % 2 else ''}{text}\n"
+            .replace(".", ",", 2) for i, (s, start, end, text) in enumerate(LINES, start=1)]
+    path = tmp_path / "talk.srt"
+    path.write_text("\n".join(cues))
+    return path
+
+
+def test_a_named_transcript_replaces_asr_and_diarization(recording, tmp_path):
+    """Every cue names its speaker: no ASR or diarizer call at all (they are not even started), one line per cue
+    with the cue's speaker, times and text, each in its own speaker's voice."""
+    from graph.run.stages import Unstarted
+
+    voice = ToneVoice()
+    job = make_job(recording, tmp_path)
+    job = DubJob(**{**job.__dict__, "transcript": str(_srt(tmp_path))})
+    bare = Stages(Unstarted("asr"), Unstarted("diarizer"), LocalStage(Tagger()), LocalStage(voice, parallelism=4))
+    asyncio.run(dub(job, bare))
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["transcript"] == "talk.srt" and manifest["speakers"] == ["A", "B"]
+    got = [(u["speaker"], u["start_s"], u["end_s"], u["text"]) for u in manifest["utterances"]]
+    assert got == LINES
+    track, sr = sf.read(tmp_path / "out" / "pt-br.wav", dtype="float32")
+    for line in manifest["languages"]["pt-br"]["lines"]:
+        placed = track[int(line["start_s"] * sr) : int(line["end_s"] * sr)]
+        assert abs(dominant_hz(placed, sr) - F0[line["speaker"]]) < 15
+
+
+def test_unnamed_cues_take_the_diarized_speaker(recording, tmp_path):
+    job = make_job(recording, tmp_path)
+    job = DubJob(**{**job.__dict__, "transcript": str(_srt(tmp_path, named_speakers=False))})
+    bare = Stages(__import__("graph.run.stages", fromlist=["Unstarted"]).Unstarted("asr"), LocalStage(Turns()),
+                  LocalStage(Tagger()), LocalStage(ToneVoice(), parallelism=4))
+    asyncio.run(dub(job, bare))
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [u["speaker"] for u in manifest["utterances"]] == [s for s, *_ in LINES]

@@ -30,7 +30,7 @@ def test_config_matches_the_app(name):
     synth = next(d for d in app.deployments if d.name == "Synthesizer")
     user = synth.user_config or {}
     assert set(user) <= {"batch_lines", "line_wait_s", "decode"}
-    decode_options(user.get("decode") or {})
+    decode_options(user.get("decode", "auto"), "cuda" if name.endswith(".gpu.yaml") else "cpu")
     batch = user.get("batch_lines", 1)
     assert synth.max_ongoing_requests >= batch  # a batch can fill
     assert batch == 1 or can_batch(load_object(PROFILES[args.profile].model("synthesizer").actor))
