@@ -21,10 +21,8 @@ from actors.chatterbox.batch_s3gen import tokens_to_wav_batch
 from actors.chatterbox.batch_t3 import DecodeOptions, SynthRequest, T3Line, prefill_inputs, sample_speech_tokens_batch
 from actors.chatterbox.batcher import LineBatcher
 from actors.chatterbox.decode import sample_speech_tokens, tokens_to_wav
-from actors.chatterbox.model import Synthesizer
 from graph.errors import BadInput
 from graph.types import Clip
-from tests.actors.chatterbox.test_model import _voice
 
 WAVE_ATOL = 1e-4
 # (text, language, voice, seed, exaggeration, cfg_weight, temperature, max_new_tokens or None for the budget)
