@@ -192,7 +192,8 @@ def _gb(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
-def report(info: dict, tests: str, rows: dict[str, list], jobs: list[Job], elapsed_s: float) -> str:
+def report(info: dict, tests: str, rows: dict[str, list], jobs: list[Job], elapsed_s: float,
+           failures: list[str] = ()) -> str:
     out = [f"## GPU check {info['date']}", "",
            f"- Device: {info['device']}; host {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; torch "
            f"{info['torch']}, transformers {info['transformers']}. Commit: {info['commit']}.",
@@ -205,7 +206,8 @@ def report(info: dict, tests: str, rows: dict[str, list], jobs: list[Job], elaps
                 "", "| batch | " + " | ".join(f"T3 {p}" for p in rows) + " | " + " | ".join(f"S3Gen {p}" for p in rows)
                 + " | " + " | ".join(f"peak GB {p} (T3/S3Gen)" for p in rows) + " |",
                 "|---" * (1 + 3 * len(rows)) + "|"]
-        for i, batch in enumerate(SIZES[: min(len(r) for r in rows.values())]):
+        for i in range(min(len(r) for r in rows.values())):
+            batch = next(iter(rows.values()))[i].batch
             cells = [f"{r[i].audio_s / r[i].t3_s:.1f}x" for r in rows.values()]
             cells += [f"{r[i].audio_s / r[i].s3gen_s:.1f}x" for r in rows.values()]
             cells += [f"{_gb(r[i].t3_peak_gb)} / {_gb(r[i].s3gen_peak_gb)}" for r in rows.values()]
@@ -223,6 +225,7 @@ def report(info: dict, tests: str, rows: dict[str, list], jobs: list[Job], elaps
         verdict = "met" if best.dub_per_s >= GOAL_DUB_PER_S else "not met"
         out += ["", f"- Goal >= {GOAL_DUB_PER_S:.0f} s of dubbed audio per wall second: best {best.dub_per_s:.1f} "
                     f"({best.preset}, {best.jobs} job(s) at once): {verdict}."]
+    out += [f"- {failure}" for failure in failures]
     out.append(f"- The whole check took {elapsed_s / 60:.1f} min.")
     return "\n".join(out) + "\n"
 
@@ -260,15 +263,29 @@ def main() -> None:
     deadline = started + args.budget_s
     skip = set(filter(None, args.skip.split(",")))
     args.out.mkdir(parents=True, exist_ok=True)
-    tests = "skipped" if "tests" in skip else run_tests()
-    rows = {}
-    if "kernels" not in skip:
-        for preset in PRESETS:
-            if time.monotonic() < deadline:
-                rows[preset] = kernels(preset, SIZES)
-    jobs = [] if "e2e" in skip else end_to_end(args.inputs, args.out / "e2e", PRESETS, deadline)
-    text = report(machine_info(args.inputs), tests, rows, jobs, time.monotonic() - started)
-    (args.out / "gpu-check.md").write_text(text)
+    info, rows, jobs, failures = machine_info(args.inputs), {}, [], []
+
+    def attempt(part: str, run) -> None:
+        """One part of the check; a failure is reported with what the others measured, never lost with them."""
+        if part in skip:
+            return
+        try:
+            run()
+        except Exception as exc:  # noqa: BLE001 - reported, and the next part still runs
+            import traceback
+
+            traceback.print_exc()
+            failures.append(f"{part} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        text = report(info, tests[0], rows, jobs, time.monotonic() - started, failures)
+        (args.out / "gpu-check.md").write_text(text)
+
+    tests = ["skipped"]
+    attempt("tests", lambda: tests.__setitem__(0, run_tests()))
+    for preset in PRESETS:
+        if time.monotonic() < deadline:
+            attempt("kernels", lambda: rows.__setitem__(preset, kernels(preset, SIZES)))
+    attempt("e2e", lambda: jobs.extend(end_to_end(args.inputs, args.out / "e2e", PRESETS, deadline)))
+    text = (args.out / "gpu-check.md").read_text()
     print(text)
     if args.record:
         from bench.report import append

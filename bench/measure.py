@@ -78,13 +78,10 @@ def baseline_run(result: BaselineResult, wall_s: float, rss: PeakRss) -> Run:
 
 def start_graph(profile, replicas) -> Any:
     """Actor pools of ``profile`` with their models loaded (the clock of a job starts after this)."""
-    import ray
-
-    from graph.run.pools import start_stages
+    from graph.run.pools import start_stages, wait_ready
 
     stages = start_stages(profile, replicas)
-    handles = [h for pool in (stages.asr, stages.diarizer, stages.translator, stages.synthesizer) for h in pool.handles]
-    ray.get([h.__ray_ready__.remote() for h in handles])
+    wait_ready(stages)
     return stages
 
 
