@@ -55,7 +55,7 @@ class Scenario:
     speakers: int
     lines: int  # lines in the script (what ASR hears may split or join a few)
     targets: tuple[str, ...]
-    input: Path | None = None  # None: built with espeak-ng from SENTENCES
+    input: Callable[[], Path] | None = None  # where the given input is (found when used); None: espeak-ng SENTENCES
 
     def script(self) -> tuple[tuple[str, str], ...]:
         if self.lines > len(SENTENCES) or self.speakers > len(SPEAKERS):
@@ -72,14 +72,14 @@ CPU_SCENARIOS = (
     Scenario("2x10x1", 2, 10, TARGETS[:1]),
     Scenario("3x20x1", 3, 20, TARGETS[:1]),
     Scenario("3x20x3", 3, 20, TARGETS),
-    Scenario("sample.wav", 2, 0, TARGETS[:1], pyannote_sample()),
+    Scenario("sample.wav", 2, 0, TARGETS[:1], pyannote_sample),
 )
 
 
 def build_input(scenario: Scenario, directory: Path) -> Path:
     """The scenario's input WAV (espeak-ng conversation written into ``directory``, or the given file)."""
     if scenario.input is not None:
-        return scenario.input
+        return scenario.input()
     return build_dialogue(directory / f"{scenario.name}.wav", scenario.script()).path
 
 
