@@ -1,6 +1,6 @@
 """`make gpu-check` (= ``python -m bench.gpu``): the GPU path checked and measured in one run, < 8 min on one H100/H200.
 
-1. The ``gpu`` tests (``pytest -m gpu tests/actors``): CUDA graphs per bucket give the eager decode's tokens.
+1. The ``gpu`` tests (``pytest -m gpu tests/actors/chatterbox``): CUDA graphs per bucket give the eager decode's tokens.
 2. T3 and S3Gen of the full-size ChatterBox multilingual architecture (seeded random weights) per batch size 1, 8,
    32, 64 and 128, ``fast`` decode vs ``exact``, every line forced to 6 s of speech (150 tokens): x real time and
    peak GPU memory (bench/batch.py's measurement).
@@ -83,7 +83,7 @@ def _stamp(seconds: float) -> str:
 
 def run_tests() -> str:
     """The gpu-marked tests; their summary line."""
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "tests/actors"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "tests/actors/chatterbox"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     print(proc.stdout[-3000:], proc.stderr[-2000:], sep="\n", flush=True)
     lines = [line for line in proc.stdout.splitlines() if " passed" in line or " failed" in line or " error" in line]
