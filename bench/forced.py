@@ -218,7 +218,7 @@ def load_full_random(location: str, device: str):
     import perth
 
     watermarker = perth.PerthImplicitWatermarker
-    if not (Path(perth.__file__).parent / "perth_net" / "pretrained").is_dir():  # a slim install (GPU machine)
-        watermarker = perth.DummyWatermarker
+    if not (Path(perth.__file__).parent / "perth_net" / "pretrained" / "implicit" / "hparams.yaml").exists():
+        watermarker = perth.DummyWatermarker  # a slim install without the watermark checkpoint (a GPU machine)
     with mock.patch.object(perth, "PerthImplicitWatermarker", watermarker):
         return ChatterboxMultilingualTTS(t3, s3gen, ve, _tokenizer(Path(location) / VOCAB_FILE), device)
