@@ -111,8 +111,8 @@ def measure(synth: Synthesizer, conds: list, batch: int, tokens: int, options: D
 
     def s3gen() -> list[torch.Tensor]:
         generators = [torch.Generator(device=synth._device).manual_seed(i) for i in range(batch)]
-        return tokens_to_wav_batch(model.s3gen, speech, [conds[i % len(conds)].gen for i in range(batch)], generators,
-                                   max_batch=batch, **s3gen_kwargs)
+        refs = [synth._s3gen_ref(conds[i % len(conds)]) for i in range(batch)]
+        return tokens_to_wav_batch(model.s3gen, speech, refs, generators, max_batch=batch, **s3gen_kwargs)
 
     with torch.inference_mode():
         t3(), s3gen()  # untimed warm-up at this size
