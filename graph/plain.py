@@ -27,6 +27,7 @@ import numpy as np
 from graph.errors import BadInput
 from graph.files import atomic_write
 from graph.types import (
+    NUMERIC_KINDS,
     Clip,
     LanguageOutput,
     PlacedLine,
@@ -41,7 +42,6 @@ from graph.types import (
 FORMAT, VERSION = "dubgraph.plain", 1
 TREE = "unit.json"
 ZIP_MAGIC = b"PK\x03\x04"
-NUMERIC = "biufc"  # numpy dtype kinds: bool, int, uint, float, complex
 RECORDS: dict[str, type] = {
     cls.__name__: cls
     for cls in (Clip, Word, Transcript, SpeakerTurn, Utterance, Translation, PlacedLine, LanguageOutput,
@@ -63,7 +63,7 @@ def encode(value: Any) -> tuple[Any, dict[str, np.ndarray]]:
         if isinstance(v, (int, float, np.bool_, np.integer, np.floating)):
             return v.item() if isinstance(v, np.generic) else v
         if isinstance(v, np.ndarray):
-            if v.dtype.kind not in NUMERIC:
+            if v.dtype.kind not in NUMERIC_KINDS:
                 raise TypeError(f"only numeric arrays are plain data, not dtype {v.dtype}")
             name = f"a{len(arrays)}"
             arrays[name] = v
@@ -149,7 +149,7 @@ def _array(arrays: Mapping[str, Any], name: Any) -> np.ndarray:
     if not isinstance(name, str) or name not in arrays:
         raise NotPlainData(f"missing array {_short(name)}")
     array = arrays[name]  # np.load with allow_pickle=False: object arrays raise instead of unpickling
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in NUMERIC:
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in NUMERIC_KINDS:
         raise NotPlainData(f"array {name} is not a numeric array")
     return array
 

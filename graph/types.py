@@ -14,6 +14,9 @@ import numpy as np
 from graph.errors import BadInput
 
 
+NUMERIC_KINDS = "biufc"  # numpy dtype kinds of numeric arrays: bool, int, uint, float, complex
+
+
 def _json(obj: Any) -> dict:
     return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name != "samples"}
 
@@ -153,9 +156,12 @@ class VoiceConditionals:
 
     def __post_init__(self) -> None:
         if not isinstance(self.kind, str) or not isinstance(self.model, str):
-            raise BadInput(f"voice conditionals need a kind and a model name (strings), got {self.kind!r}, {self.model!r}")
+            raise BadInput(f"voice conditionals need a kind and a model name (str), got {self.kind!r}, {self.model!r}")
+        if not isinstance(self.arrays, dict) or not isinstance(self.meta, dict):
+            raise BadInput("voice conditionals need dicts of arrays and of meta values")
         for name, array in self.arrays.items():
-            if not isinstance(name, str) or not isinstance(array, np.ndarray) or array.dtype.kind not in "biufc":
+            numeric = isinstance(array, np.ndarray) and array.dtype.kind in NUMERIC_KINDS
+            if not isinstance(name, str) or not numeric:
                 raise BadInput(f"voice conditionals {name!r}: expected a numeric numpy array, got {type(array).__name__}")
         for name, value in self.meta.items():
             if not isinstance(name, str) or not (value is None or isinstance(value, (str, int, float, bool))):

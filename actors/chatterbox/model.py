@@ -2,10 +2,10 @@
 
 ``prepare`` turns a reference voice into ``VoiceConditionals`` (graph/types.py): chatterbox's conditionals as numpy
 arrays, cheap to pickle, put once in Ray's object store and shared by every line of that speaker, storable on disk
-without pickle. Each call builds chatterbox's tensors from them on the model's device (they are small).
-``synthesize`` is stateless: nothing about a call is
-stored on the instance or the model, so concurrent calls neither block nor disturb each other, and a seed gives
-the same waveform bit for bit whatever else runs (see actors/chatterbox/decode.py for what chatterbox itself shares).
+without pickle; each call builds chatterbox's tensors from them on the model's device (they are small).
+``synthesize`` is stateless: nothing about a call is stored on the instance or the model, so concurrent calls
+neither block nor disturb each other, and a seed gives the same waveform bit for bit whatever else runs (see
+actors/chatterbox/decode.py for what chatterbox itself shares).
 
 Output length is guarded against runaway generation: at most ``BASE_S + S_PER_TEXT_TOKEN * text tokens``
 seconds (``_token_budget``), never more than chatterbox's own 1000 tokens (40 s). Normal speech needs a
@@ -46,8 +46,7 @@ REPETITION_PENALTY, MIN_P, TOP_P = 2.0, 0.05, 1.0  # ChatterboxMultilingualTTS.g
 MIN_REFERENCE_S = 0.5
 PKUSEG_FIX = 'python -c "import spacy_pkuseg; spacy_pkuseg.pkuseg()"'
 KIND = "chatterbox"  # VoiceConditionals.kind of what ``prepare`` makes
-T3_ARRAYS = ("speaker_emb", "cond_prompt_speech_tokens")  # T3Cond's fields kept (emotion_adv is set per call)
-S3GEN_REF = ("prompt_token", "prompt_token_len", "prompt_feat", "prompt_feat_len", "embedding")  # S3Gen.embed_ref's
+S3GEN_REF = ("prompt_token", "prompt_token_len", "prompt_feat", "prompt_feat_len", "embedding")  # flow.inference's
 
 
 def has_speech(text: str) -> bool:
@@ -237,9 +236,10 @@ class Synthesizer:
         ).to(device=self._device)
 
     def _s3gen_ref(self, voice: VoiceConditionals) -> dict[str, Any]:
-        """S3Gen's reference dict (``embed_ref``'s keys) for one call, tensors on the model's device."""
-        return {key: self._tensor(voice.arrays[f"gen.{key}"]) if f"gen.{key}" in voice.arrays
-                else voice.meta[f"gen.{key}"] for key in S3GEN_REF}
+        """S3Gen's reference dict as ``embed_ref`` made it, for one call, tensors on the model's device."""
+        ref = {key[4:]: value for key, value in voice.meta.items() if key.startswith("gen.")}
+        ref.update({key[4:]: self._tensor(array) for key, array in voice.arrays.items() if key.startswith("gen.")})
+        return ref
 
     def _speech_tokens(self, tokens: "torch.Tensor", budget: int, text: str) -> "torch.Tensor":
         """T3's (1, N) output as S3Gen's input: SOS/EOS and ids S3Gen has no embedding for dropped; cut lines logged."""
