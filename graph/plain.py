@@ -127,6 +127,8 @@ def save(path: str | Path, value: Any) -> Path:
 def load(path: str | Path) -> Any:
     """The value in ``path``; NotPlainData when it is not this format (nothing in it is executed), OSError when
     it cannot be read."""
+    if not Path(path).is_file():  # a FIFO or device would block or never end
+        raise NotPlainData(f"{path} is not a regular file")
     with open(path, "rb") as handle:
         if handle.read(len(ZIP_MAGIC)) != ZIP_MAGIC:  # np.load would try a non-zip as .npy, then as a pickle
             raise NotPlainData(f"{path} is not a dubgraph data file (not a zip: an old pickle, or another format)")

@@ -198,11 +198,19 @@ def test_truncated_or_corrupt_files_are_ignored(cut, tmp_path, caplog):
     assert "ignoring unreadable checkpoint" in caplog.text and store.hits == 0
 
 
-def test_garbage_and_a_directory_are_ignored(tmp_path):
+def test_garbage_a_directory_and_a_fifo_are_ignored(tmp_path):
+    import os
+    import threading
+
     store = Checkpoint(tmp_path)
     (tmp_path / "a.npz").write_bytes(np.random.default_rng(1).bytes(4096))
     (tmp_path / "b.npz").mkdir()
-    assert store.get("a") is None and store.get("b") is None and store.get("missing") is None
+    os.mkfifo(tmp_path / "c.npz")  # opening it for reading would block until a writer comes
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(store.get(k) for k in ("a", "b", "c", "missing")), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive() and got == [None] * 4
 
 
 def test_voice_for_names_who_made_the_conditionals():
