@@ -1,6 +1,7 @@
 """Speech synthesis with the espeak-ng binary (offline profile): no voice cloning, one distinct voice per speaker.
 
-``prepare`` turns a speaker's reference clip into an ``EspeakVoice``: the median F0 of its voiced frames
+``prepare`` turns a speaker's reference clip into ``VoiceConditionals`` (kind "espeak", no arrays; ``meta``:
+"variant", "pitch", and the measurements "f0_hz", "centroid_hz"): the median F0 of its voiced frames
 (librosa's pYIN) picks a male or female espeak variant and the ``-p`` pitch that lands espeak near that F0;
 the median spectral centroid of the voiced frames (a rough brightness proxy) picks which variant of that
 gender. Centroids of one recording's speakers sit close together (pyannote's sample.wav: two women at
@@ -22,15 +23,15 @@ from __future__ import annotations
 import io
 import logging
 import subprocess
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from actors.models import ModelSpec, load_object, resolve
-from graph.errors import BadAudio, ModelNotFound
+from graph.errors import BadAudio, BadInput, ModelNotFound
 from graph.languages import LANGUAGES
 from graph.languages import language as lookup_language
-from graph.types import Clip
+from graph.types import Clip, VoiceConditionals, voice_for
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +47,8 @@ FEMALE_F0 = (124.0, 152.0, 191.0, 248.0, 322.0)
 CENTROID_STEP_HZ = 100.0  # width of the centroid bands dealt round-robin to the variants of one gender
 ANALYSIS_SR = 16000
 TIMEOUT_S = 120
-
-
-@dataclass(frozen=True)
-class EspeakVoice:
-    """What espeak needs to speak as one speaker; ``f0_hz``/``centroid_hz`` are the measurements (None: unvoiced)."""
-
-    variant: str
-    pitch: int  # espeak -p, 0..99
-    f0_hz: float | None = None
-    centroid_hz: float | None = None
-
-
-DEFAULT_VOICE = EspeakVoice("m3", 50)
+KIND = "espeak"  # VoiceConditionals.kind of what ``prepare`` makes
+DEFAULT_VARIANT, DEFAULT_PITCH = "m3", 50  # for references with no voiced frames
 
 
 class EspeakSynthesizer:
@@ -73,8 +63,8 @@ class EspeakSynthesizer:
         self.languages = self._installed(profile)
         log.info("espeak-ng %s: %d languages, rate %d wpm", self.binary, len(self.languages), self.rate)
 
-    def prepare(self, reference: np.ndarray, sr: int) -> EspeakVoice:
-        """Pick a variant and pitch from the reference's median F0 and spectral centroid."""
+    def prepare(self, reference: np.ndarray, sr: int) -> VoiceConditionals:
+        """Pick a variant and pitch from the reference's median F0 and spectral centroid (None: unvoiced)."""
         import librosa
 
         samples = np.asarray(reference, dtype=np.float32)
@@ -82,12 +72,12 @@ class EspeakSynthesizer:
             raise BadAudio(f"the voice reference must be mono (1-D), got shape {samples.shape}")
         if not samples.size or not np.any(samples):
             log.warning("silent voice reference: using the default espeak voice")
-            return DEFAULT_VOICE
+            return self._voice(DEFAULT_VARIANT, DEFAULT_PITCH)
         y = librosa.resample(samples, orig_sr=sr, target_sr=ANALYSIS_SR) if sr != ANALYSIS_SR else samples
         f0, voiced, _ = librosa.pyin(y, fmin=60.0, fmax=500.0, sr=ANALYSIS_SR, frame_length=1024)
         if not np.any(voiced):
             log.warning("no voiced frames in the voice reference: using the default espeak voice")
-            return DEFAULT_VOICE
+            return self._voice(DEFAULT_VARIANT, DEFAULT_PITCH)
         centroid = librosa.feature.spectral_centroid(y=y, sr=ANALYSIS_SR, n_fft=1024, hop_length=256)[0]
         n = min(len(centroid), len(voiced))
         f0_hz = float(np.nanmedian(f0[voiced]))
@@ -95,27 +85,32 @@ class EspeakSynthesizer:
         variants, curve = (MALE, MALE_F0) if f0_hz < GENDER_SPLIT_HZ else (FEMALE, FEMALE_F0)
         pitch = int(round(np.interp(np.log(f0_hz), np.log(curve), PITCH_STEPS)))
         band = int(centroid_hz // CENTROID_STEP_HZ)
-        voice = EspeakVoice(variants[band % len(variants)], pitch, round(f0_hz, 1), round(centroid_hz, 1))
-        log.info("espeak voice %s", voice)
+        voice = self._voice(variants[band % len(variants)], pitch, round(f0_hz, 1), round(centroid_hz, 1))
+        log.info("espeak voice %s", voice.meta)
         return voice
+
+    def _voice(self, variant: str, pitch: int, f0_hz: float | None = None,
+               centroid_hz: float | None = None) -> VoiceConditionals:
+        meta = {"variant": variant, "pitch": pitch, "f0_hz": f0_hz, "centroid_hz": centroid_hz}
+        return VoiceConditionals(KIND, self.spec.name, meta=meta)
 
     def synthesize(
         self,
         text: str,
         language: str,
-        conditionals: EspeakVoice,
+        conditionals: VoiceConditionals,
         seed: int = 0,
         exaggeration: float = 0.5,
         cfg_weight: float = 0.5,
         temperature: float = 0.8,
     ) -> Clip:
         """Speak ``text`` in ``language`` with the prepared voice; blank text gives a 0-sample clip."""
+        variant, pitch = _variant_pitch(conditionals)
         lang = lookup_language(language, self.languages, "target").espeak
         line = " ".join(text.split())
         if not line:
             return Clip(np.zeros(0, dtype=np.float32), ESPEAK_SR)
-        voice = conditionals
-        cmd = [self.binary, "-v", f"{lang}+{voice.variant}", "-p", str(voice.pitch), "-s", str(self.rate),
+        cmd = [self.binary, "-v", f"{lang}+{variant}", "-p", str(pitch), "-s", str(self.rate),
                "-b", "1", "--stdin", "--stdout"]  # -b 1: the input is UTF-8
         run = subprocess.run(cmd, input=line.encode("utf-8"), capture_output=True, timeout=TIMEOUT_S)
         if run.returncode != 0:
@@ -132,6 +127,16 @@ class EspeakSynthesizer:
         voices = {line.split()[1] for line in listing.splitlines()[1:] if len(line.split()) > 1}
         return tuple(code for code, lang in LANGUAGES.items()
                      if lang.espeak in voices or any(v.startswith(lang.espeak + "-") for v in voices))
+
+
+def _variant_pitch(conditionals: Any) -> tuple[str, int]:
+    """The espeak variant and pitch of a voice ``prepare`` made; BadInput for anything else (they reach argv)."""
+    meta = voice_for(KIND, conditionals).meta
+    variant, pitch = meta.get("variant"), meta.get("pitch")
+    if variant not in MALE + FEMALE or isinstance(pitch, bool) or not isinstance(pitch, int) or not 0 <= pitch <= 99:
+        raise BadInput(f"espeak voice conditionals need a variant of {', '.join(MALE + FEMALE)} and a pitch 0..99, "
+                       f"got {variant!r}, {pitch!r}; prepare the voice again")
+    return variant, pitch
 
 
 def _decode(wav: bytes) -> Clip:

@@ -112,9 +112,9 @@ def measure(synth: Synthesizer, conds: list, batch: int, tokens: int, device: st
 
     def s3gen() -> list[torch.Tensor]:
         generators = [torch.Generator(device=synth._device).manual_seed(i) for i in range(batch)]
-        return tokens_to_wav_batch(model.s3gen, speech, [conds[i % len(conds)].gen for i in range(batch)], generators,
-                                   max_batch=max(batch, options.s3gen_batch), max_padding=options.s3gen_padding,
-                                   n_timesteps=options.s3gen_steps)
+        refs = [synth._s3gen_ref(conds[i % len(conds)]) for i in range(batch)]
+        return tokens_to_wav_batch(model.s3gen, speech, refs, generators, max_batch=max(batch, options.s3gen_batch),
+                                   max_padding=options.s3gen_padding, n_timesteps=options.s3gen_steps)
 
     with torch.inference_mode():
         t3(), s3gen()  # untimed warm-up at this size

@@ -11,6 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from graph.errors import BadInput
+
+NUMERIC_KINDS = "biufc"  # numpy dtype kinds of numeric arrays: bool, int, uint, float, complex
+
 
 def _json(obj: Any) -> dict:
     return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name != "samples"}
@@ -132,3 +136,43 @@ class LanguageOutput:
 
     def to_json(self) -> dict:
         return _json(self)
+
+
+@dataclass(frozen=True)
+class VoiceConditionals:
+    """A speaker's voice as a synthesizer prepared it, in plain data: what every line of that speaker is voiced from.
+
+    ``kind`` names the synthesizer family that made it ("chatterbox", "espeak"; only that family can use it) and
+    ``model`` the model it was made with. ``arrays`` are numeric numpy arrays (dtypes as the model made them);
+    ``meta`` small scalars. No model library objects inside: it pickles cheaply for Ray, unpickles without
+    importing the synthesizer's library, and is stored on disk by ``graph.plain`` without pickle.
+    """
+
+    kind: str
+    model: str
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, str | int | float | bool | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, str) or not isinstance(self.model, str):
+            raise BadInput(f"voice conditionals need a kind and a model name (str), got {self.kind!r}, {self.model!r}")
+        if not isinstance(self.arrays, dict) or not isinstance(self.meta, dict):
+            raise BadInput("voice conditionals need dicts of arrays and of meta values")
+        for name, array in self.arrays.items():
+            numeric = isinstance(array, np.ndarray) and array.dtype.kind in NUMERIC_KINDS
+            if not isinstance(name, str) or not numeric:
+                raise BadInput(f"voice conditionals {name!r}: expected a numeric numpy array, got {type(array).__name__}")
+        for name, value in self.meta.items():
+            if not isinstance(name, str) or not (value is None or isinstance(value, (str, int, float, bool))):
+                raise BadInput(f"voice conditionals meta {name!r}: expected a scalar, got {type(value).__name__}")
+
+
+def voice_for(kind: str, conditionals: Any) -> VoiceConditionals:
+    """``conditionals`` when a synthesizer of ``kind`` made them, else BadInput saying what to do."""
+    if not isinstance(conditionals, VoiceConditionals):
+        raise BadInput(f"the {kind} synthesizer takes VoiceConditionals from its prepare, not a "
+                       f"{type(conditionals).__name__}")
+    if conditionals.kind != kind:
+        raise BadInput(f"these voice conditionals were made by the {conditionals.kind} synthesizer "
+                       f"({conditionals.model}); prepare the voice again with the {kind} synthesizer")
+    return conditionals

@@ -33,6 +33,7 @@ import torch
 from actors.chatterbox.batch_s3gen import tokens_to_wav_batch
 from actors.chatterbox.decode import AttentionSink, attention_sink, new_analyzer
 from graph.options import DECODE_PRESETS
+from graph.types import VoiceConditionals
 
 __all__ = ["DecodeOptions", "Prefill", "SynthRequest", "T3Line", "prefill_inputs", "sample_speech_tokens_batch",
            "tokens_to_wav_batch"]
@@ -42,11 +43,11 @@ _MASK32 = 0xFFFFFFFF
 
 @dataclass(frozen=True)
 class SynthRequest:
-    """One line for ``Synthesizer.synthesize_batch``: ``synthesize``'s arguments. Picklable (CPU tensors only)."""
+    """One line for ``Synthesizer.synthesize_batch``: ``synthesize``'s arguments. Plain data, cheap to pickle."""
 
     text: str
     language: str
-    conditionals: Any  # chatterbox Conditionals from Synthesizer.prepare (resolved, not an ObjectRef)
+    conditionals: VoiceConditionals  # from Synthesizer.prepare (resolved, not an ObjectRef)
     seed: int = 0
     exaggeration: float = 0.5
     cfg_weight: float = 0.5

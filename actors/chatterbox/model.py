@@ -1,9 +1,11 @@
 """Voice-cloning speech synthesis with ChatterBox multilingual; one instance serves many threads at once.
 
-``prepare`` turns a reference voice into chatterbox ``Conditionals`` (CPU tensors: cheap to pickle, put once in
-Ray's object store, shared by every line of that speaker). ``synthesize`` is stateless: nothing about a call is
-stored on the instance or the model, so concurrent calls neither block nor disturb each other, and a seed gives
-the same waveform bit for bit whatever else runs (see actors/chatterbox/decode.py for what chatterbox itself shares).
+``prepare`` turns a reference voice into ``VoiceConditionals`` (graph/types.py): chatterbox's conditionals as numpy
+arrays, cheap to pickle, put once in Ray's object store and shared by every line of that speaker, storable on disk
+without pickle; each call builds chatterbox's tensors from them on the model's device (they are small).
+``synthesize`` is stateless: nothing about a call is stored on the instance or the model, so concurrent calls
+neither block nor disturb each other, and a seed gives the same waveform bit for bit whatever else runs (see
+actors/chatterbox/decode.py for what chatterbox itself shares).
 
 Output length is guarded against runaway generation: at most ``BASE_S + S_PER_TEXT_TOKEN * text tokens``
 seconds (``_token_budget``), never more than chatterbox's own 1000 tokens (40 s). Normal speech needs a
@@ -27,11 +29,10 @@ from actors.models import ModelSpec, load_object, resolve
 from graph.errors import BadAudio, BadInput, ModelNotFound
 from graph.languages import LANGUAGES
 from graph.languages import language as find_language
-from graph.types import Clip
+from graph.types import Clip, VoiceConditionals, voice_for
 
 if TYPE_CHECKING:
     import torch
-    from chatterbox.mtl_tts import Conditionals
 
     from actors.chatterbox.batch_t3 import DecodeOptions, SynthRequest
     from actors.chatterbox.static_t3 import StaticPool
@@ -45,6 +46,8 @@ MAX_NEW_TOKENS = 1000  # chatterbox's own cap
 REPETITION_PENALTY, MIN_P, TOP_P = 2.0, 0.05, 1.0  # ChatterboxMultilingualTTS.generate's defaults
 MIN_REFERENCE_S = 0.5
 PKUSEG_FIX = 'python -c "import spacy_pkuseg; spacy_pkuseg.pkuseg()"'
+KIND = "chatterbox"  # VoiceConditionals.kind of what ``prepare`` makes
+S3GEN_REF = ("prompt_token", "prompt_token_len", "prompt_feat", "prompt_feat_len", "embedding")  # flow.inference's
 
 
 def has_speech(text: str) -> bool:
@@ -56,11 +59,9 @@ def _token_budget(n_text_tokens: int) -> int:
     return min(MAX_NEW_TOKENS, math.ceil(TOKENS_PER_S * (BASE_S + S_PER_TEXT_TOKEN * n_text_tokens)))
 
 
-def _cpu(value: Any) -> Any:
-    """A CPU copy owned by the caller (clone: nothing the library keeps or mutates is shared)."""
-    import torch
-
-    return value.detach().to("cpu").clone() if torch.is_tensor(value) else value
+def _numpy(tensor: "torch.Tensor") -> np.ndarray:
+    """A numpy copy with the tensor's dtype, owned by the caller (nothing the library keeps is shared)."""
+    return tensor.detach().to("cpu").numpy().copy()
 
 
 class Synthesizer:
@@ -74,6 +75,7 @@ class Synthesizer:
         from actors.chatterbox.static_t3 import GpuGate
 
         location = resolve(spec, profile).location
+        self.model_name = spec.name
         self._device = pick_device(device)
         started = time.perf_counter()
         self._model = self._load(spec, profile, location)
@@ -150,18 +152,19 @@ class Synthesizer:
                 module.extend_pe(probe)  # moves its (non-buffer) table to the model's device/dtype once
         mel_spectrogram(torch.zeros(1, 4800, device=self._device))  # module-level mel basis / window per device
 
-    def prepare(self, reference: np.ndarray, sr: int) -> "Conditionals":
-        """A voice from a mono reference at any rate, as chatterbox ``Conditionals`` on the CPU.
+    def prepare(self, reference: np.ndarray, sr: int) -> VoiceConditionals:
+        """A voice from a mono reference at any rate, as plain arrays.
 
         What ``prepare_conditionals`` computes (the first 10 s for S3Gen, 6 s for T3's speech prompt), but
-        returned instead of stored on the model. ``emotion_adv`` is a placeholder: ``synthesize`` sets its own.
+        returned instead of stored on the model: ``arrays`` holds T3's "t3.speaker_emb" and
+        "t3.cond_prompt_speech_tokens" (when the model uses a speech prompt) and every tensor of S3Gen's reference
+        dict as "gen.<key>", dtypes kept; its entries that are not tensors (None) are in ``meta`` as "gen.<key>".
+        No emotion: ``synthesize`` sets its own.
         """
         import librosa
         import torch
         from chatterbox.models.s3gen import S3GEN_SR
         from chatterbox.models.s3tokenizer import S3_SR
-        from chatterbox.models.t3.modules.cond_enc import T3Cond
-        from chatterbox.mtl_tts import Conditionals
 
         wav = np.asarray(reference, dtype=np.float32)
         if wav.ndim != 1:
@@ -183,16 +186,18 @@ class Synthesizer:
                 prompt = torch.atleast_2d(prompt)
             speaker = torch.from_numpy(model.ve.embeds_from_wavs([ref_16k], sample_rate=S3_SR))
             speaker = speaker.mean(axis=0, keepdim=True)
-        t3 = T3Cond(
-            speaker_emb=_cpu(speaker), cond_prompt_speech_tokens=_cpu(prompt), emotion_adv=0.5 * torch.ones(1, 1, 1)
-        )
-        return Conditionals(t3, {key: _cpu(value) for key, value in gen.items()})
+            arrays = {"t3.speaker_emb": _numpy(speaker)}
+            if prompt is not None:
+                arrays["t3.cond_prompt_speech_tokens"] = _numpy(prompt)
+            arrays.update({f"gen.{key}": _numpy(value) for key, value in gen.items() if torch.is_tensor(value)})
+        meta = {f"gen.{key}": value for key, value in gen.items() if not torch.is_tensor(value)}
+        return VoiceConditionals(KIND, self.model_name, arrays, meta)
 
     def synthesize(
         self,
         text: str,
         language: str,
-        conditionals: "Conditionals",
+        conditionals: VoiceConditionals,
         seed: int = 0,
         exaggeration: float = 0.5,
         cfg_weight: float = 0.5,
@@ -207,6 +212,7 @@ class Synthesizer:
         from actors.chatterbox.decode import sample_speech_tokens, tokens_to_wav
 
         started = time.perf_counter()
+        voice = self._voice(conditionals)
         text_tokens = self._line_tokens(text, language, temperature)
         if text_tokens is None:
             return self._silence()
@@ -217,14 +223,15 @@ class Synthesizer:
         self._voiced = True
         with self._gate.shared(), torch.inference_mode():
             tokens = sample_speech_tokens(
-                model.t3, self._t3_cond(conditionals, exaggeration), text_tokens, generator=generator,
+                model.t3, self._t3_cond(voice, exaggeration), text_tokens, generator=generator,
                 max_new_tokens=budget, temperature=temperature, cfg_weight=cfg_weight,
                 repetition_penalty=REPETITION_PENALTY, min_p=MIN_P, top_p=TOP_P,
             )
             tokens = self._speech_tokens(tokens, budget, text)
             if tokens.numel() == 0:
                 return self._silence()
-            clip = self._clip(tokens_to_wav(model.s3gen, tokens, conditionals.gen, generator, self._decode.s3gen_steps))
+            clip = self._clip(tokens_to_wav(model.s3gen, tokens, self._s3gen_ref(voice), generator,
+                                            self._decode.s3gen_steps))
         log.debug("synthesized %d tokens (%.2f s) in %.2f s", tokens.numel(), clip.duration_s,
                   time.perf_counter() - started)
         return clip
@@ -247,20 +254,43 @@ class Synthesizer:
         text_tokens = F.pad(text_tokens.to(self._device), (1, 0), value=hp.start_text_token)
         return F.pad(text_tokens, (0, 1), value=hp.stop_text_token)
 
+    def _voice(self, conditionals: Any) -> VoiceConditionals:
+        """``conditionals`` if this synthesizer can voice lines from it, else BadInput saying what to do."""
+        conditionals = voice_for(KIND, conditionals)
+        missing = {"t3.speaker_emb"} | {f"gen.{key}" for key in S3GEN_REF}
+        missing -= conditionals.arrays.keys() | conditionals.meta.keys()
+        if missing:
+            raise BadInput(f"voice conditionals from {conditionals.model} lack {', '.join(sorted(missing))}; "
+                           "prepare the voice again")
+        return conditionals
+
+    def _tensor(self, array: np.ndarray) -> "torch.Tensor":
+        """A tensor of the array's dtype on the model's device (a copy: Ray hands actors read-only arrays)."""
+        import torch
+
+        return torch.tensor(array, device=self._device)
+
     def _budget(self, text_tokens: "torch.Tensor", text: str) -> int:
         """Speech tokens a line may take (``text_tokens`` with SOT/EOT)."""
         return _token_budget(text_tokens.size(-1) - 2)
 
-    def _t3_cond(self, conditionals: "Conditionals", exaggeration: float) -> Any:
+    def _t3_cond(self, voice: VoiceConditionals, exaggeration: float) -> Any:
         """A fresh T3Cond per call (T3 caches the prompt embedding on it) with this call's emotion."""
         import torch
         from chatterbox.models.t3.modules.cond_enc import T3Cond
 
+        prompt = voice.arrays.get("t3.cond_prompt_speech_tokens")
         return T3Cond(
-            speaker_emb=conditionals.t3.speaker_emb,
-            cond_prompt_speech_tokens=conditionals.t3.cond_prompt_speech_tokens,
+            speaker_emb=self._tensor(voice.arrays["t3.speaker_emb"]),
+            cond_prompt_speech_tokens=None if prompt is None else self._tensor(prompt),
             emotion_adv=exaggeration * torch.ones(1, 1, 1),
         ).to(device=self._device, dtype=self._model.t3.speech_head.weight.dtype)
+
+    def _s3gen_ref(self, voice: VoiceConditionals) -> dict[str, Any]:
+        """S3Gen's reference dict as ``embed_ref`` made it, for one call, tensors on the model's device."""
+        ref = {key[4:]: value for key, value in voice.meta.items() if key.startswith("gen.")}
+        ref.update({key[4:]: self._tensor(array) for key, array in voice.arrays.items() if key.startswith("gen.")})
+        return ref
 
     def _speech_tokens(self, tokens: "torch.Tensor", budget: int, text: str) -> "torch.Tensor":
         """T3's (1, N) output as S3Gen's input: SOS/EOS and ids S3Gen has no embedding for dropped; cut lines logged."""
@@ -312,12 +342,13 @@ class Synthesizer:
         clips = [self._silence() for _ in requests]
         lines, index = [], []
         for i, request in enumerate(requests):
+            voice = self._voice(request.conditionals)
             text_tokens = self._line_tokens(request.text, request.language, request.temperature)
             if text_tokens is None:
                 continue
             generator = torch.Generator(device=self._device).manual_seed(request.seed)
             lines.append(T3Line(
-                self._t3_cond(request.conditionals, request.exaggeration), text_tokens, generator,
+                self._t3_cond(voice, request.exaggeration), text_tokens, generator,
                 self._budget(text_tokens, request.text), request.cfg_weight, request.temperature, request.seed,
             ))
             index.append(i)
@@ -334,7 +365,7 @@ class Synthesizer:
             speech = {k: self._speech_tokens(speech[k], lines[k].max_new_tokens, requests[index[k]].text) for k in keep}
             keep = [k for k in keep if speech[k].numel()]
             wavs = tokens_to_wav_batch(self._model.s3gen, [speech[k] for k in keep],
-                                       [requests[index[k]].conditionals.gen for k in keep],
+                                       [self._s3gen_ref(requests[index[k]].conditionals) for k in keep],
                                        [lines[k].generator for k in keep], max_batch=options.s3gen_batch,
                                        max_padding=options.s3gen_padding, n_timesteps=options.s3gen_steps)
         for k, wav in zip(keep, wavs):

@@ -1,18 +1,21 @@
 """Finished work kept on disk, so an interrupted job resumes without recomputing it.
 
-One pickle per finished unit (transcript, turns, a language's translations, a speaker's conditionals, one
-synthesized line), written atomically: a unit is either complete on disk or absent.
+One file per finished unit (transcript, turns, a language's translations, a speaker's conditionals, one
+synthesized line) in ``graph.plain``'s data-only format (``KEY.npz``: JSON structure + numeric arrays), written
+atomically: a unit is either complete on disk or absent. Nothing in a checkpoint directory is ever unpickled,
+so pointing ``--resume-dir`` at a directory from elsewhere cannot run code: a file that is not in the format
+(garbage, a truncated or tampered file, or a ``KEY.pkl`` of older versions) is ignored with a warning and its
+unit recomputed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import pickle
 from pathlib import Path
 from typing import Any
 
-from graph.files import atomic_write_bytes
+from graph import plain
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +34,25 @@ class Checkpoint:
 
     def _path(self, key: str) -> Path:
         assert self.root is not None
-        return self.root / f"{key}.pkl"
+        return self.root / f"{key}.npz"
 
     def get(self, key: str) -> Any | None:
-        if self.root is None or not self._path(key).exists():
+        if self.root is None:
+            return None
+        path = self._path(key)
+        if not path.exists():
+            if (self.root / f"{key}.pkl").exists():
+                log.warning("ignoring %s: pickle checkpoints of older versions are never loaded (they could run "
+                            "code); the unit is recomputed", self.root / f"{key}.pkl")
             return None
         try:
-            value = pickle.loads(self._path(key).read_bytes())
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
-            log.warning("ignoring unreadable checkpoint %s: %s", key, exc)
+            value = plain.load(path)
+        except (plain.NotPlainData, OSError) as exc:
+            log.warning("ignoring unreadable checkpoint (the unit is recomputed): %s", exc)
             return None
         self.hits += 1
         return value
 
     def put(self, key: str, value: Any) -> None:
         if self.root is not None:
-            atomic_write_bytes(self._path(key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            plain.save(self._path(key), value)

@@ -65,8 +65,8 @@ class ActorPool:
                 ref = getattr(handle, method).remote(*args, **kwargs)
                 if fetch:
                     return await ref
-                # Wait without pulling the value here: the driver need not (and, for chatterbox objects, must not
-                # concurrently) unpickle what only other actors read. A failure surfaces where the ref is used.
+                # Wait without pulling the value here: the driver need not copy what only other actors read.
+                # A failure surfaces where the ref is used.
                 await asyncio.to_thread(ray.wait, [ref], num_returns=1, fetch_local=False)
                 return ref
             except (ActorDiedError, ActorUnavailableError) as exc:

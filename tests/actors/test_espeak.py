@@ -8,9 +8,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from actors.espeak import DEFAULT_VOICE, FEMALE, MALE, EspeakSynthesizer
+from actors.espeak import DEFAULT_PITCH, DEFAULT_VARIANT, FEMALE, MALE, EspeakSynthesizer
 from actors.models import OFFLINE
-from graph.errors import BadAudio, UnsupportedLanguage
+from graph.errors import BadAudio, BadInput, UnsupportedLanguage
+from graph.run.checkpoint import Checkpoint
+from graph.types import VoiceConditionals
 
 REFERENCE_TEXT = (
     "Good morning, did you finish reading the report last night? "
@@ -70,9 +72,9 @@ def test_longer_text_gives_longer_audio(synth, voices):
 
 def test_two_references_give_two_voices(synth, voices):
     male, female = voices
-    assert male != female
-    assert male.variant in MALE and female.variant in FEMALE
-    assert male.f0_hz < 160 < female.f0_hz
+    assert male != female and male.kind == female.kind == "espeak" and not male.arrays
+    assert male.meta["variant"] in MALE and female.meta["variant"] in FEMALE
+    assert male.meta["f0_hz"] < 160 < female.meta["f0_hz"]
     a = synth.synthesize(SENTENCE, "pt-br", male)
     b = synth.synthesize(SENTENCE, "pt-br", female)
     n = min(len(a.samples), len(b.samples))
@@ -98,15 +100,15 @@ def test_two_real_speakers_at_the_same_pitch_get_different_variants(synth):
         start, duration = float(fields[3]), float(fields[4])
         turns.setdefault(fields[7], []).append(audio[int(start * sr) : int((start + duration) * sr)])
     a, b = (synth.prepare(np.concatenate(parts)[: 10 * sr], sr) for parts in turns.values())
-    assert a.variant in FEMALE and b.variant in FEMALE
-    assert a.variant != b.variant
+    assert a.meta["variant"] in FEMALE and b.meta["variant"] in FEMALE
+    assert a.meta["variant"] != b.meta["variant"]
 
 
 def test_pitch_follows_the_reference(synth):
     low = synth.prepare(*espeak("en-us+m3", 20))
     high = synth.prepare(*espeak("en-us+m3", 60))
-    assert low.variant == high.variant
-    assert low.pitch + 10 < high.pitch
+    assert low.meta["variant"] == high.meta["variant"]
+    assert low.meta["pitch"] + 10 < high.meta["pitch"]
 
 
 def test_blank_text_gives_no_samples(synth, voices):
@@ -129,6 +131,26 @@ def test_unsupported_language_raises(synth, voices):
 
 
 def test_silent_or_multichannel_reference(synth):
-    assert synth.prepare(np.zeros(16000, dtype=np.float32), 16000) == DEFAULT_VOICE
+    silent = synth.prepare(np.zeros(16000, dtype=np.float32), 16000)
+    assert (silent.meta["variant"], silent.meta["pitch"]) == (DEFAULT_VARIANT, DEFAULT_PITCH)
+    assert silent.meta["f0_hz"] is None
     with pytest.raises(BadAudio):
         synth.prepare(np.zeros((2, 16000), dtype=np.float32), 16000)
+
+
+def test_voice_through_a_checkpoint_speaks_the_same(synth, voices, tmp_path):
+    Checkpoint(tmp_path).put("conds-f", voices[1])
+    loaded = Checkpoint(tmp_path).get("conds-f")
+    assert loaded == voices[1] and loaded is not voices[1]
+    want = synth.synthesize(SENTENCE, "pt-br", voices[1])
+    assert np.array_equal(synth.synthesize(SENTENCE, "pt-br", loaded).samples, want.samples)
+
+
+def test_conditionals_espeak_cannot_use_are_refused(synth, voices):
+    chatterbox = VoiceConditionals("chatterbox", "ChatterBox", {"t3.speaker_emb": np.zeros((1, 256), np.float32)})
+    with pytest.raises(BadInput, match=r"made by the chatterbox synthesizer \(ChatterBox\); prepare the voice again"):
+        synth.synthesize(SENTENCE, "pt-br", chatterbox)
+    for meta in ({"variant": "m3 -w /tmp/x", "pitch": 50}, {"variant": "f1", "pitch": 100}, {"variant": "f1"},
+                 {"variant": "f1", "pitch": True}):
+        with pytest.raises(BadInput, match="need a variant of m1, .* and a pitch 0..99"):
+            synth.synthesize(SENTENCE, "pt-br", VoiceConditionals("espeak", "espeak-ng", meta=meta))

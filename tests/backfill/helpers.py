@@ -38,4 +38,4 @@ def output_mtimes(out: Path) -> dict[str, int]:
 
 
 def checkpoint_mtimes(out: Path) -> dict[str, int]:
-    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.glob(".checkpoints/*/*.pkl")}
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.glob(".checkpoints/*/*.npz")}

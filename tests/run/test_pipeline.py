@@ -197,3 +197,27 @@ def test_unnamed_cues_take_the_diarized_speaker(recording, tmp_path):
     asyncio.run(dub(job, bare))
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert [u["speaker"] for u in manifest["utterances"]] == [s for s, *_ in LINES]
+
+
+def test_crafted_checkpoints_are_never_run_and_their_units_are_recomputed(recording, tmp_path, caplog):
+    """Every checkpoint of a finished job replaced by a pickle that would create a marker file when loaded (under
+    its own name and under the old .pkl name): the rerun runs none of them and recomputes every unit."""
+    import pickle
+
+    from tests.unit.test_plain import Payload
+
+    first = ToneVoice()
+    asyncio.run(dub(make_job(recording, tmp_path), stages(first), checkpoint=Checkpoint(tmp_path / "ck")))
+    files = sorted((tmp_path / "ck").iterdir())
+    assert {f.name.split("-")[0] for f in files} == {"asr", "diarize", "conds", "translate", "line"}
+    marker = tmp_path / "ran"
+    for path in files:
+        path.write_bytes(pickle.dumps(Payload(marker)))
+        path.with_suffix(".pkl").write_bytes(pickle.dumps(Payload(marker)))
+    again = ToneVoice()
+    store = Checkpoint(tmp_path / "ck")
+    with caplog.at_level(logging.WARNING, logger="graph.run.checkpoint"):
+        asyncio.run(dub(make_job(recording, tmp_path), stages(again), checkpoint=store))
+    assert not marker.exists() and store.hits == 0
+    assert (again.calls, again.prepared) == (first.calls, first.prepared) == (len(LINES), 2)
+    assert caplog.text.count("ignoring unreadable checkpoint") == len(files)

@@ -167,7 +167,7 @@ def test_restart_resumes_running_and_queued_jobs_without_redoing_finished_lines(
         queued = await runner.submit(OPTIONS, copier(recording))
         lines_saved = runner.store.checkpoint_dir(running.id)
         # two lines finished and checkpointed (a line still being saved at shutdown is rightly redone), the third held
-        while first.admitted < 3 or len(list(lines_saved.glob("line-*.pkl"))) < 2:
+        while first.admitted < 3 or len(list(lines_saved.glob("line-*.npz"))) < 2:
             await asyncio.sleep(0.02)
         await runner.close()
         runner.store.close()

@@ -38,7 +38,7 @@ def test_restart_resumes_running_and_queued_jobs(serve_port, dialogue, dialogue3
         while any(ray.get(ctl.state.remote())["inside"].values()):
             time.sleep(0.05)
         synthesized = len(ray.get(ctl.state.remote())["records"]) - before
-        while len(list((tmp_path / "jobs" / running / "checkpoint").glob("line-*.pkl"))) < synthesized:
+        while len(list((tmp_path / "jobs" / running / "checkpoint").glob("line-*.npz"))) < synthesized:
             time.sleep(0.05)  # every line that came back is checkpointed before the restart
         assert client.get(f"/v1/dubs/{running}").json()["status"] == "running"
         assert client.get(f"/v1/dubs/{queued}").json()["status"] == "queued"

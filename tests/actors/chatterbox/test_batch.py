@@ -110,8 +110,8 @@ def test_rows_keep_their_own_conditioning(synth, voices):
     n = len(lines)
     with torch.inference_mode():
         for r, (line, spec) in enumerate(zip(lines, LINES)):
-            speaker = t3.cond_enc.spkr_enc(voices[spec[2]].t3.speaker_emb.view(1, -1))[0]
-            other = t3.cond_enc.spkr_enc(voices[1 - spec[2]].t3.speaker_emb.view(1, -1))[0]
+            speaker = t3.cond_enc.spkr_enc(torch.tensor(voices[spec[2]].arrays["t3.speaker_emb"]).view(1, -1))[0]
+            other = t3.cond_enc.spkr_enc(torch.tensor(voices[1 - spec[2]].arrays["t3.speaker_emb"]).view(1, -1))[0]
             emotion = t3.cond_enc.emotion_adv_fc(torch.full((1, 1, 1), spec[4])).view(-1)
             pad = int(pre.pad[r])
             start, end = pre.text_slices[r]
@@ -179,7 +179,7 @@ def test_s3gen_batch_per_line_references_and_lengths(synth, voices):
     lengths, owners = [30, 30, 7, 52], [0, 1, 1, 0]
     tokens = [torch.randint(0, 6561, (n,), generator=torch.Generator().manual_seed(n + i)) for i, n in enumerate(lengths)]
     tokens[1] = tokens[0]
-    refs = [voices[v].gen for v in owners]
+    refs = [synth._s3gen_ref(voices[v]) for v in owners]
     want = [tokens_to_wav(s3gen, t, ref, torch.Generator().manual_seed(i)) for i, (t, ref) in enumerate(zip(tokens, refs))]
     got = tokens_to_wav_batch(s3gen, tokens, refs, [torch.Generator().manual_seed(i) for i in range(4)], max_batch=3,
                               max_padding=1.0)  # padded rows in one flow batch

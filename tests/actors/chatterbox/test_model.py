@@ -102,11 +102,13 @@ def test_synthesize_reproduces_chatterbox_generate(tiny_chatterbox_spec, synth, 
 
     model = tiny_chatterbox.load(tiny_chatterbox_spec.source, "cpu")
     conds = voices[1]
+    arrays = conds.arrays
     for text, code, language_id, seed in (("Bom dia, senhora.", "pt-br", "pt", 3), ("Guten Tag.", "de", "de", 11)):
-        t3 = T3Cond(speaker_emb=conds.t3.speaker_emb.clone(),
-                    cond_prompt_speech_tokens=conds.t3.cond_prompt_speech_tokens.clone(),
+        t3 = T3Cond(speaker_emb=torch.tensor(arrays["t3.speaker_emb"]),
+                    cond_prompt_speech_tokens=torch.tensor(arrays["t3.cond_prompt_speech_tokens"]),
                     emotion_adv=0.5 * torch.ones(1, 1, 1))
-        model.conds = Conditionals(t3, {k: v.clone() if torch.is_tensor(v) else v for k, v in conds.gen.items()})
+        gen = {key[4:]: torch.tensor(value) for key, value in arrays.items() if key.startswith("gen.")}
+        model.conds = Conditionals(t3, {**gen, "prompt_feat_len": conds.meta["gen.prompt_feat_len"]})
         torch.manual_seed(seed)
         expected = model.generate(text, language_id)[0].numpy()
         got = synth.synthesize(text, code, conds, seed=seed)
@@ -185,15 +187,17 @@ def test_prepare_leaves_the_model_alone_and_tells_voices_apart(synth, references
     after = {name: t for part in (model.t3, model.s3gen, model.ve) for name, t in part.state_dict().items()}
     assert after.keys() == state.keys() and all(torch.equal(state[k], after[k]) for k in state)
     assert _hooks(model) == hooks
-    tensors = [first.t3.speaker_emb, first.t3.cond_prompt_speech_tokens]
-    tensors += [v for v in first.gen.values() if v is not None]
-    assert all(t.device.type == "cpu" and not t.is_inference() for t in tensors)
-    assert torch.equal(first.t3.speaker_emb, again.t3.speaker_emb)
-    assert torch.equal(first.gen["embedding"], again.gen["embedding"])
-    assert not torch.equal(first.t3.speaker_emb, second.t3.speaker_emb)
-    assert not torch.equal(first.gen["embedding"], second.gen["embedding"])
-    assert first.gen["prompt_feat"].shape != second.gen["prompt_feat"].shape or not torch.equal(
-        first.gen["prompt_feat"], second.gen["prompt_feat"])
+    assert (first.kind, first.model) == ("chatterbox", "tiny random ChatterBox")
+    dtypes = {name: str(array.dtype) for name, array in first.arrays.items()}
+    assert dtypes == {"t3.speaker_emb": "float32", "t3.cond_prompt_speech_tokens": "int64", "gen.prompt_token": "int64",
+                      "gen.prompt_token_len": "int64", "gen.prompt_feat": "float32", "gen.embedding": "float32"}
+    assert first.meta == {"gen.prompt_feat_len": None}
+    assert all(a.flags.owndata for a in first.arrays.values())  # copies: nothing shared with the model
+    for name in ("t3.speaker_emb", "gen.embedding", "gen.prompt_token"):
+        assert np.array_equal(first.arrays[name], again.arrays[name])
+    assert not np.array_equal(first.arrays["t3.speaker_emb"], second.arrays["t3.speaker_emb"])
+    assert not np.array_equal(first.arrays["gen.embedding"], second.arrays["gen.embedding"])
+    assert not np.array_equal(first.arrays["gen.prompt_feat"], second.arrays["gen.prompt_feat"])
 
 
 def test_unsupported_language_names_the_supported_ones(synth, voices):
@@ -202,3 +206,46 @@ def test_unsupported_language_names_the_supported_ones(synth, voices):
     assert "pt-br" in caught.value.supported and "en" in caught.value.supported
     assert "vi" in str(caught.value) and "pt-br" in str(caught.value)
     assert synth.synthesize("", "PT_BR", voices[0]).samples.size == 0  # codes are normalised
+
+
+def test_conditionals_through_a_checkpoint_give_the_same_clip(synth, voices, tmp_path):
+    """prepare's plain record, written and read back data-only, voices a line bit for bit as the original does."""
+    from graph.run.checkpoint import Checkpoint
+
+    store = Checkpoint(tmp_path)
+    store.put("conds-a", voices[1])
+    loaded = Checkpoint(tmp_path).get("conds-a")
+    assert loaded is not voices[1] and loaded.arrays.keys() == voices[1].arrays.keys()
+    for text, lang, seed in (("Bom dia, senhora.", "pt-br", 3), ("Hello there.", "en", 9)):
+        want = synth.synthesize(text, lang, voices[1], seed=seed)
+        assert np.array_equal(synth.synthesize(text, lang, loaded, seed=seed).samples, want.samples)
+        assert not np.array_equal(synth.synthesize(text, lang, voices[0], seed=seed).samples, want.samples)
+
+
+def test_unpickling_conditionals_imports_no_model_library(voices):
+    """What the driver fetches from Ray or a checkpoint: a fresh interpreter loads it without torch or chatterbox."""
+    import pickle
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import pickle, sys; voice = pickle.loads(sys.stdin.buffer.read()); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'chatterbox')), "
+            "voice.kind, voice.arrays['gen.prompt_feat'].shape == %r)" % (voices[0].arrays["gen.prompt_feat"].shape,))
+    run = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(voices[0]), capture_output=True,
+                         cwd=Path(__file__).resolve().parents[3], timeout=120, check=True)
+    assert run.stdout.decode().split() == ["[]", "chatterbox", "True"]
+
+
+def test_conditionals_of_another_synthesizer_are_refused(synth, voices):
+    from graph.errors import BadInput
+    from graph.types import VoiceConditionals
+
+    espeak = VoiceConditionals("espeak", "espeak-ng", meta={"variant": "m3", "pitch": 50})
+    with pytest.raises(BadInput, match="made by the espeak synthesizer .espeak-ng.; prepare the voice again"):
+        synth.synthesize("Olá.", "pt-br", espeak)
+    with pytest.raises(BadInput, match="made by the espeak synthesizer"):
+        synth.synthesize("", "pt-br", espeak)  # also when the line has nothing to say
+    incomplete = VoiceConditionals("chatterbox", "x", {"t3.speaker_emb": voices[0].arrays["t3.speaker_emb"]})
+    with pytest.raises(BadInput, match="lack gen.embedding, gen.prompt_feat"):
+        synth.synthesize("Olá.", "pt-br", incomplete)
