@@ -32,7 +32,7 @@ from graph.backfill.progress import Progress
 from graph.errors import BadInput, DubError
 from graph.languages import parse_targets
 from graph.media.outputs import check_writable, remove_outputs
-from graph.options import DubOptions, from_dict, to_dict
+from graph.options import DubOptions, add_media_flags, from_dict, media_options, to_dict
 from graph.run.checkpoint import Checkpoint
 from graph.run.pipeline import Stages
 from graph.run.pools import Replicas
@@ -146,14 +146,15 @@ def _dub_all(todo: list[Item], config: BackfillConfig, profile: Profile, manifes
              progress: Progress, stages: Stages | None) -> bool:
     """Dub ``todo`` with ``concurrency`` items in flight over the pools; True when it had to stop early."""
     from graph.run.local_ray import init_ray
-    from graph.run.pools import check_batching, check_models, start_stages, stop_stages
+    from graph.run.pools import check_batching, check_models, needed, start_stages, stop_stages
 
     if stages is None:
         check_batching(profile, config.replicas)
+        replicas = needed(config.replicas, config.options)
         if not config.address:
-            check_models(profile)
+            check_models(profile, replicas)
         init_ray(config.address)
-        own = start_stages(profile, config.replicas)
+        own = start_stages(profile, replicas)
         try:
             return _dub_all(todo, config, profile, manifest, progress, own)
         finally:
@@ -169,7 +170,7 @@ def _wait_ready(stages: Stages) -> None:
     from ray.exceptions import RayActorError
 
     pools = {"asr": stages.asr, "diarizer": stages.diarizer, "translator": stages.translator,
-             "synthesizer": stages.synthesizer}
+             "synthesizer": stages.synthesizer, "separator": stages.separator}
     log.info("waiting for %d model actors to load (and for GPU workers, on an autoscaling cluster)",
              sum(len(getattr(pool, "handles", ())) for pool in pools.values()))
     for role, pool in pools.items():
@@ -279,9 +280,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--options", help="JSON or YAML file of DubOptions fields (asr, diarize, tts, timing, ...)")
     p.add_argument("--speakers", type=int, help="exact number of speakers in every input")
     p.add_argument("--source-language", help="language spoken in the inputs (default: detected per input)")
-    p.add_argument("--formats", help="outputs to write (default: wav,flac,srt,vtt)")
+    p.add_argument("--formats", help="outputs to write (default: wav,flac,srt,vtt,video; as `dubgraph dub --formats`)")
     p.add_argument("--seed", type=int, help="synthesis seed")
-    p.add_argument("--background", action="store_true", help="mix each source's non-speech background under the dub")
+    add_media_flags(p)
     p.add_argument("--address", help="Ray cluster address ('auto' = local `ray start --head`); default: the job's "
                                      "cluster under `ray job submit`, else an embedded one")
     p.add_argument("--concurrency", type=int, default=4, help="items dubbed at the same time (default 4)")
@@ -325,8 +326,7 @@ def _options(args) -> DubOptions:
             data[section] = {**(data.get(section) or {}), **given}
     if args.formats:
         data["formats"] = [f.strip() for f in args.formats.split(",") if f.strip()]
-    if args.background:
-        data["background"] = True
+    data.update(media_options(args, data))
     return from_dict(DubOptions, data)
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from graph import audio
 from graph.errors import BadInput
 from graph.languages import language
 from graph.media.outputs import check_writable, remove_outputs
+from graph.media.video import probe_video, video_formats
 from graph.options import DubOptions
 from graph.run.checkpoint import Checkpoint
 from graph.run.pipeline import DubJob, DubResult, ProgressFn, Stages, dub
@@ -28,6 +29,7 @@ class Replicas:
     diarizer: int = 1
     translator: int = 1
     synthesizer: int = 1
+    separator: int = 0  # background separators; ``needed`` starts one when the options keep a separated bed
     synth_threads: int = 2  # lines one synthesizer actor voices at once, each alone (when synth_batch is 1)
     synth_batch: int = 1  # > 1: lines one synthesizer actor decodes together in one batch (ChatterBox only)
     synth_wait_s: float = 0.02  # how long a line waits for others to join its batch
@@ -37,16 +39,20 @@ class Replicas:
     asr_gpu: float = 0.25
     diarizer_gpu: float = 0.125
     translator_gpu: float = 0.125
+    separator_gpu: float = 0.25
 
     def __post_init__(self) -> None:
         counts = {"asr": self.asr, "diarizer": self.diarizer, "translator": self.translator,
                   "synthesizer": self.synthesizer, "synthesizer threads": self.synth_threads,
                   "synthesizer batch": self.synth_batch}
         bad = [f"{name} {value}" for name, value in counts.items() if value < 1]
+        if self.separator < 0:
+            bad.append(f"separator {self.separator}")
         if self.synth_wait_s < 0:
             bad.append(f"batch wait {self.synth_wait_s} s")
         if bad:
-            raise BadInput(f"replicas, threads and batch sizes must be >= 1 and waits >= 0; got {', '.join(bad)}")
+            raise BadInput(f"replicas, threads and batch sizes must be >= 1 (separators >= 0) and waits >= 0; "
+                       f"got {', '.join(bad)}")
 
     @property
     def lines_per_synthesizer(self) -> int:
@@ -102,13 +108,15 @@ def start_stages(profile, replicas: Replicas = Replicas()) -> Stages:
                          replicas.lines_per_synthesizer,
                          (replicas.synth_batch, replicas.synth_wait_s, replicas.synth_decode)),
         put=ray.put,
+        separator=(pool("separator", replicas.separator, replicas.separator_gpu)
+                   if replicas.separator and "separator" in {m.role for m in profile.models} else None),
     )
 
 
 def stop_stages(stages: Stages) -> None:
     import ray
 
-    for stage in (stages.asr, stages.diarizer, stages.translator, stages.synthesizer):
+    for stage in (stages.asr, stages.diarizer, stages.translator, stages.synthesizer, stages.separator):
         for handle in getattr(stage, "handles", ()):
             ray.kill(handle)
 
@@ -119,7 +127,8 @@ def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, p
         language(target, profile.targets)
     if options.asr.language:
         language(options.asr.language, profile.sources, what="source")
-    audio.probe(input_path)
+    audio.probe(input_path, options.audio_track)
+    video_formats(options.formats, probe_video(input_path, options.audio_track), input_path)
     check_writable(out_dir)
     return DubJob(
         input=str(input_path),
@@ -132,12 +141,18 @@ def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, p
     )
 
 
-def check_models(profile) -> None:
-    """Raise the first ModelNotFound of a profile on this machine, before actors start."""
+def needed(replicas: Replicas, options: DubOptions) -> Replicas:
+    """Separator actors only when the options keep a separated background (then at least one)."""
+    wanted = options.background and options.separation
+    return replace(replicas, separator=max(1, replicas.separator) if wanted else 0)
+
+
+def check_models(profile, replicas: Replicas = Replicas()) -> None:
+    """Raise the first ModelNotFound of the models a run will load, before actors start."""
     from actors.models import check
 
-    for _, found in check(profile):
-        if isinstance(found, Exception):
+    for spec, found in check(profile):
+        if isinstance(found, Exception) and not (spec.role == "separator" and not replicas.separator):
             raise found
 
 
@@ -156,8 +171,9 @@ def dub_file(
 
     job = make_job(input_path, out_dir, options, profile)
     check_batching(profile, replicas)
+    replicas = needed(replicas, options)
     if not address:
-        check_models(profile)
+        check_models(profile, replicas)
     init_ray(address)
     stages = start_stages(profile, replicas)
     try:
