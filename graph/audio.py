@@ -295,9 +295,9 @@ def ffprobe(path: Path, entries: str) -> dict:
         ) from None
     detail = _last_error(proc.stderr, path)
     if proc.returncode != 0:
-        if "moov atom not found" in detail:
+        if b"moov atom not found" in proc.stderr:
             raise BadAudio(
-                f"{path} is an incomplete MP4/M4A (its index is missing: {detail}); the file was cut "
+                f"{path} is an incomplete MP4/M4A (its index is missing: moov atom not found); the file was cut "
                 "off while uploading or exporting. Send the complete file again."
             )
         raise BadAudio(

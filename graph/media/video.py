@@ -166,18 +166,15 @@ def write_video(
         for i, t in enumerate(tracks):
             lang = LANGUAGES[t.language]
             cmd += [f"-c:a:{i}", box.audio_codec, f"-b:a:{i}", f"{max(96, 64 * t.channels)}k",
-                    f"-metadata:s:a:{i}", f"language={_tag(lang, box)}", f"-metadata:s:a:{i}", f"title={lang.name} (dubbed)",
-                    f"-disposition:a:{i}", "default" if i == 0 else "0",
-                    f"-c:s:{i}", box.subtitle_codec, f"-metadata:s:s:{i}", f"language={_tag(lang, box)}",
-                    f"-metadata:s:s:{i}", f"title={lang.name}", f"-disposition:s:{i}", "0"]
+                    f"-disposition:a:{i}", "default" if i == 0 else "0", f"-c:s:{i}", box.subtitle_codec,
+                    f"-disposition:s:{i}", "0"]
+            cmd += _labels(f"a:{i}", lang, f"{lang.name} (dubbed)", box) + _labels(f"s:{i}", lang, lang.name, box)
         if original is not None:
             k = len(tracks)
             spoken = LANGUAGES.get(source_language)
             copy = info.audio_codec in box.copies_audio
-            cmd += [f"-c:a:{k}", "copy" if copy else box.audio_codec, f"-disposition:a:{k}", "0",
-                    f"-metadata:s:a:{k}", f"title=Original{f' ({spoken.name})' if spoken else ''}"]
-            if spoken:
-                cmd += [f"-metadata:s:a:{k}", f"language={_tag(spoken, box)}"]
+            cmd += [f"-c:a:{k}", "copy" if copy else box.audio_codec, f"-disposition:a:{k}", "0"]
+            cmd += _labels(f"a:{k}", spoken, f"Original{f' ({spoken.name})' if spoken else ''}", box)
         if box.muxer in ("mp4", "mov"):
             cmd += ["-movflags", "+faststart"]
         cmd += ["-f", box.muxer, f"file:{tmp.absolute()}"]
@@ -222,8 +219,12 @@ def _aligned(samples: np.ndarray, sr: int, offset_s: float, duration_s: float) -
     return out
 
 
-def _tag(lang: Language, box: Container) -> str:
-    return lang.iso639_2b if box.matroska_tags else lang.iso639_2
+def _labels(stream: str, lang: Language | None, title: str, box: Container) -> list[str]:
+    """Language tag and title of one output stream (MP4/MOV show a track's title as its handler name)."""
+    tags = [f"title={title}"] + ([f"handler_name={title}"] if box.muxer in ("mp4", "mov") else [])
+    if lang is not None:
+        tags.append(f"language={lang.iso639_2b if box.matroska_tags else lang.iso639_2}")
+    return [arg for tag in tags for arg in (f"-metadata:s:{stream}", tag)]
 
 
 def _container(path: Path, format_name: str) -> str:
