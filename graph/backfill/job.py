@@ -240,6 +240,8 @@ async def _dub_item(item: Item, config: BackfillConfig, profile: Profile, stages
         item.state, item.duration_s, item.stage_s = "done", result.duration_s, result.stage_s
         item.outputs = {lang: {fmt: f"{name}/{file}" for fmt, file in out.files.items()}
                         for lang, out in result.outputs.items()}
+        if result.videos:  # the video carrying every language
+            item.outputs["dubbed"] = {fmt: f"{name}/{file}" for fmt, file in result.videos.items()}
         item.manifest, item.reused_units = f"{name}/{Path(result.manifest).name}", store.hits
         if config.prune_checkpoints and store.root is not None:
             shutil.rmtree(store.root, ignore_errors=True)
