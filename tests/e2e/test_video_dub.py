@@ -9,22 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.fixtures.mix import ffmpeg, packets_md5
+
 ROOT = Path(__file__).resolve().parents[2]
 SR = 48_000
-
-
-def ffmpeg(*args) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True, capture_output=True)
 
 
 def dub(input_path, out_dir, *extra, timeout=900):
     return subprocess.run([sys.executable, "-m", "graph.cli", "dub", str(input_path), "--to", "pt-br",
                            "--out", str(out_dir), *extra], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def packets_md5(path: Path, spec: str) -> str:
-    return subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", spec, "-c", "copy", "-f", "md5", "-"],
-                          check=True, capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from graph.errors import BadAudio, BadInput
 from graph.options import DubOptions, VideoOptions
 from graph.run.pipeline import DubJob, Stages, dub
 from graph.run.stages import LocalStage
+from tests.fixtures.mix import ffmpeg, packets_md5
 from tests.run.test_pipeline import F0, LINES, Script, Tagger, ToneVoice, Turns, speech
 
 SR = 48_000
@@ -71,19 +72,10 @@ def run(path, out, separator=None, **options):
     return asyncio.run(dub(job, stages(separator)))
 
 
-def ffmpeg(*args) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *map(str, args)], check=True, capture_output=True)
-
-
 def probe(path: Path) -> dict:
     out = subprocess.run(["ffprobe", "-v", "error", "-of", "json", "-show_streams", "-show_format", str(path)],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out)
-
-
-def packets_md5(path: Path, spec: str) -> str:
-    return subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", spec, "-c", "copy", "-f", "md5", "-"],
-                          check=True, capture_output=True, text=True).stdout.strip()
 
 
 def decoded(path: Path, spec: str) -> np.ndarray:
