@@ -1,8 +1,11 @@
 """`python -m bench.separation`: the background bed by source separation vs ducking, on a mix with known parts.
 
-The mix (tests/fixtures/mix.py) is an espeak dialogue over a bed sox makes (chords of sine partials with a
-triangle bass, plus pink noise), 12 dB under the speech, in mono and in 5.1 (speech in the centre). Each method's
-bed is the one the pipeline lays under the voices, built by the same functions (graph.timeline.bed):
+The mix (tests/fixtures/mix.py) is speech over a bed sox makes (chords of sine partials with a triangle bass, plus
+pink noise), 12 dB under the speech, in mono and in 5.1 (speech in the centre). The speech is the espeak dialogue
+(clean synthetic lines with silence between them) and, as a second case, the real two-speaker conversation that
+ships with pyannote.audio (sample.wav: breaths, hesitations, overlapping turns; its reference turns sample.rttm
+are the lines). Each method's bed is the one the pipeline lays under the voices, built by the same functions
+(graph.timeline.bed):
 - separation: the separator's speech estimate of the speech mix, subtracted from every channel by its gain;
 - ducking: the source faded to silence under the lines the offline ASR and diarizer find in the mix.
 Scores, against the true bed (they do not depend on the machine's load):
@@ -17,6 +20,7 @@ The table is printed and appended to bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.scenarios import machine
 from graph.timeline.bed import ducked_background, line_spans, mix_weights, separated_bed, speech_mix, voice_gains
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -115,38 +118,62 @@ def separators() -> list[tuple[str, object]]:
     return found
 
 
-def run(layouts: list[str], work: Path) -> list[Score]:
+def conversation(work: Path):
+    """pyannote.audio's sample.wav as a Dialogue whose lines are its reference speaker turns (sample.rttm)."""
+    import importlib.util
+    import shutil
+
+    import soundfile as sf
+
+    from tests.fixtures.make_dialogue import Dialogue, DialogueLine
+
+    root = Path(next(iter(importlib.util.find_spec("pyannote.audio").submodule_search_locations))) / "sample"
+    path = shutil.copy(root / "sample.wav", work / "conversation.wav")
+    lines = []
+    for row in (root / "sample.rttm").read_text().splitlines():
+        fields = row.split()
+        start, length, speaker = float(fields[3]), float(fields[4]), fields[7]
+        lines.append(DialogueLine(speaker, start, start + length, ""))
+    info = sf.info(path)
+    return Dialogue(Path(path), work / "conversation.json", tuple(lines), info.frames / info.samplerate, info.samplerate)
+
+
+def run(layouts: list[str], sources: list[str], work: Path) -> list[Score]:
     from tests.fixtures.make_dialogue import TWO_SPEAKERS, build_dialogue
     from tests.fixtures.mix import build_mix
 
-    dialogue = build_dialogue(work / "dialogue.wav", TWO_SPEAKERS)
+    speech = {"espeak": lambda: build_dialogue(work / "dialogue.wav", TWO_SPEAKERS), "sample": lambda: conversation(work)}
     models = separators()
     scores = []
-    for layout in layouts:
-        mix = build_mix(work / layout, layout, dialogue)
-        weights = mix_weights(mix.layout, mix.mixture.shape[0])
-        mixed = speech_mix(mix.mixture, weights)
-        utterances = line_utterances(mix)
-        true_spans = line_spans(mix.dialogue.lines, mix.sr, mix.mixture.shape[1])
-        scores.append(score(layout, "ducking", "-", ducked_background(mix.mixture, mix.sr, utterances), mix, true_spans))
-        for name, model in models:
-            t0 = time.perf_counter()
-            speech = model.separate(mixed, mix.sr)
-            per_min = (time.perf_counter() - t0) / (mix.mixture.shape[1] / mix.sr / 60)
-            gains = voice_gains(mix.mixture, speech, weights, line_spans(utterances, mix.sr, mix.mixture.shape[1]))
-            scores.append(score(layout, "separation", name, separated_bed(mix.mixture, speech, gains), mix, true_spans,
-                                per_min))
+    for source in sources:
+        dialogue = speech[source]()
+        for layout in layouts:
+            mix = build_mix(work / f"{source}-{layout}", layout, dialogue)
+            name = f"{source}, {layout}"
+            weights = mix_weights(mix.layout, mix.mixture.shape[0])
+            mixed = speech_mix(mix.mixture, weights)
+            utterances = line_utterances(mix)
+            true_spans = line_spans(mix.dialogue.lines, mix.sr, mix.mixture.shape[1])
+            ducked = ducked_background(mix.mixture, mix.sr, utterances)
+            scores.append(score(name, "ducking", "-", ducked, mix, true_spans))
+            for model_name, model in models:
+                t0 = time.perf_counter()
+                estimate = model.separate(mixed, mix.sr)
+                per_min = (time.perf_counter() - t0) / (mix.mixture.shape[1] / mix.sr / 60)
+                spans = line_spans(utterances, mix.sr, mix.mixture.shape[1])
+                bed = separated_bed(mix.mixture, estimate, voice_gains(mix.mixture, estimate, weights, spans))
+                scores.append(score(name, "separation", model_name, bed, mix, true_spans, per_min))
     return scores
 
 
 def table(scores: list[Score], times: bool) -> str:
-    header = ["layout", "bed by", "model", "bed SI-SDR dB", "speech leakage dB", "bed level under lines dB (min / max)",
+    header = ["speech, layout", "bed by", "model", "bed SI-SDR dB", "speech leakage dB", "bed level under lines dB (min / max)",
               "within 3 dB"] + (["separation s per min of audio"] if times else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for s in scores:
         low, high = min(s.level_errors_db), max(s.level_errors_db)
         row = [s.layout, s.method, s.model, f"{s.si_sdr_db:.1f}", f"{s.leakage_db:.1f}",
-               "silence" if high == float("-inf") else f"{low:+.1f} / {high:+.1f}", "yes" if s.within_3db else "no"]
+               "silence" if high == float("-inf") else f"{_db(low)} / {_db(high)}", "yes" if s.within_3db else "no"]
         if times:
             row.append(f"{s.s_per_min:.1f}" if s.s_per_min is not None else "–")
         lines.append("| " + " | ".join(row) + " |")
@@ -156,21 +183,33 @@ def table(scores: list[Score], times: bool) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.separation", description=__doc__.splitlines()[0])
     parser.add_argument("--layouts", default="mono,5.1", help="comma-separated: mono, stereo, 5.1 (default mono,5.1)")
+    parser.add_argument("--speech", default="espeak,sample",
+                        help="comma-separated: espeak (the dialogue), sample (pyannote's conversation); default both")
     parser.add_argument("--no-times", action="store_true", help="leave the (load-dependent) time column out")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to bench/RESULTS.md")
     args = parser.parse_args(argv)
+    from bench.scenarios import machine
+
     info = machine()
     with tempfile.TemporaryDirectory(prefix="dubgraph-bench-sep-") as work:
-        scores = run([x.strip() for x in args.layouts.split(",") if x.strip()], Path(work))
+        scores = run(_names(args.layouts), _names(args.speech), Path(work))
     text = (f"\n## Background bed: separation vs ducking, {info['date']}\n\n"
             f"- Machine: {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; load average {info['load']} "
-            f"at the start.\n- Commit: {info['commit']}. Command: `python -m bench.separation"
-            f"{' --layouts ' + args.layouts if args.layouts != 'mono,5.1' else ''}{' --no-times' if args.no_times else ''}`.\n\n"
+            f"at the start.\n- Commit: {info['commit']}. "
+            f"Command: `python -m bench.separation {' '.join(sys.argv[1:] if argv is None else argv)}`.\n\n"
             + table(scores, not args.no_times) + "\n")
     print(text)
     if not args.no_record:
         with open(RESULTS, "a") as f:
             f.write(text)
+
+
+def _db(value: float) -> str:
+    return "silence" if value == float("-inf") else f"{value:+.1f}"
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
 
 
 if __name__ == "__main__":
