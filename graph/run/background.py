@@ -77,7 +77,15 @@ async def start(job, stages, store, min_sr: int, clock, emit) -> asyncio.Future:
                 store.put(key, await fetch(speech))
         return _Source(channels, weights, mix, speech)
 
-    return asyncio.ensure_future(run())
+    task = asyncio.ensure_future(run())
+    task.add_done_callback(_retrieved)
+    return task
+
+
+def _retrieved(task: asyncio.Future) -> None:
+    """A job that fails before it needs its bed never awaits it: its error is the job's, not a stray warning."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def finish(started: asyncio.Future, utterances: list[Utterance]) -> Bed:
