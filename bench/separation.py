@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.separation", description=__doc__.splitlines()[0])
     parser.add_argument("--layouts", default="mono,5.1", help="comma-separated: mono, stereo, 5.1 (default mono,5.1)")
     parser.add_argument("--speech", default="espeak",
-                        help="comma-separated: espeak (the dialogue), sample (pyannote.s conversation); default espeak")
+                        help="comma-separated: espeak (the dialogue), sample (pyannote's conversation); default espeak")
     parser.add_argument("--no-times", action="store_true", help="leave the (load-dependent) time column out")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to bench/RESULTS.md")
     args = parser.parse_args(argv)
