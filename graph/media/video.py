@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 COMBINED_STEM = "dubbed"  # the one file carrying every language: dubbed.mp4
 MUX_TIMEOUT_S = 3600.0
 ENTRIES = ("format=format_name,start_time,duration:stream=index,codec_type,codec_name,start_time,duration"
-           ":stream_disposition=attached_pic:stream_tags=language")
+           ":stream_disposition=attached_pic")
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,6 @@ class VideoInfo:
     file_start_s: float  # the earliest stream's start: ffmpeg's zero when it writes the output
     audio_start_s: float  # start of the audio track that is dubbed
     audio_codec: str
-    audio_language: str  # its language tag ("" when untagged)
 
 
 def probe_video(path: str | Path, track: int = 0) -> VideoInfo | None:
@@ -78,11 +77,12 @@ def probe_video(path: str | Path, track: int = 0) -> VideoInfo | None:
     data = audio.ffprobe(path, ENTRIES)
     streams = data.get("streams") or []
     videos = [s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")]
-    audios = [s for s in streams if s.get("codec_type") == "audio"]
-    if not videos or track >= len(audios):
+    if not videos:
         return None
+    audios = [s for s in streams if s.get("codec_type") == "audio"]
+    sound = audios[track] if 0 <= track < len(audios) else {}
     fmt = data.get("format") or {}
-    first, sound = videos[0], audios[track]
+    first = videos[0]
     start = _seconds(first.get("start_time"), 0.0)
     duration = _seconds(first.get("duration"), None) or _seconds(fmt.get("duration"), 0.0) - start
     return VideoInfo(
@@ -91,9 +91,8 @@ def probe_video(path: str | Path, track: int = 0) -> VideoInfo | None:
         start_s=start,
         duration_s=duration,
         file_start_s=_seconds(fmt.get("start_time"), 0.0),
-        audio_start_s=_seconds(sound.get("start_time"), 0.0),
+        audio_start_s=_seconds(sound.get("start_time"), start),
         audio_codec=str(sound.get("codec_name") or ""),
-        audio_language=str((sound.get("tags") or {}).get("language") or ""),
     )
 
 
@@ -154,21 +153,24 @@ def write_video(
         for t in tracks:
             cmd += ["-itsoffset", f"{audio_offset:.6f}", "-f", "f32le", "-ar", str(t.sr), "-ac", str(t.channels),
                     "-i", f"file:{t.path.absolute()}"]
-        for i, t in enumerate(tracks):
+        subtitled = [t for t in tracks if t.subtitles.strip()]  # a language whose every line failed has none
+        for i, t in enumerate(subtitled):
             srt = Path(subs_dir) / f"{i}.srt"
-            srt.write_text(t.subtitles or "", encoding="utf-8")
+            srt.write_text(t.subtitles, encoding="utf-8")
             cmd += ["-itsoffset", f"{subs_offset:.6f}", "-i", f"file:{srt}"]
         cmd += ["-map", "0:v", "-c:v", "copy", "-map_metadata", "0", "-map_chapters", "0"]
         cmd += [arg for i in range(len(tracks)) for arg in ("-map", f"{1 + i}:a")]
         if original is not None:
             cmd += ["-map", f"0:a:{original}"]
-        cmd += [arg for i in range(len(tracks)) for arg in ("-map", f"{1 + len(tracks) + i}:s")]
+        cmd += [arg for i in range(len(subtitled)) for arg in ("-map", f"{1 + len(tracks) + i}:s")]
         for i, t in enumerate(tracks):
             lang = LANGUAGES[t.language]
             cmd += [f"-c:a:{i}", box.audio_codec, f"-b:a:{i}", f"{max(96, 64 * t.channels)}k",
-                    f"-disposition:a:{i}", "default" if i == 0 else "0", f"-c:s:{i}", box.subtitle_codec,
-                    f"-disposition:s:{i}", "0"]
-            cmd += _labels(f"a:{i}", lang, f"{lang.name} (dubbed)", box) + _labels(f"s:{i}", lang, lang.name, box)
+                    f"-disposition:a:{i}", "default" if i == 0 else "0"]
+            cmd += _labels(f"a:{i}", lang, f"{lang.name} (dubbed)", box)
+        for i, t in enumerate(subtitled):
+            lang = LANGUAGES[t.language]
+            cmd += [f"-c:s:{i}", box.subtitle_codec, f"-disposition:s:{i}", "0"] + _labels(f"s:{i}", lang, lang.name, box)
         if original is not None:
             k = len(tracks)
             spoken = LANGUAGES.get(source_language)

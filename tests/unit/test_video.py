@@ -53,3 +53,12 @@ def test_a_failed_mux_leaves_nothing(clip_webm, tmp_path):
     with pytest.raises(DubError, match="ffmpeg could not write fr.webm"):
         write_videos(tmp_path, clip_webm, info, ("webm",), [track], VideoOptions(combined=False), 0, "en")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_language_without_subtitles_gets_its_audio_track_alone(clip_webm, tmp_path):
+    info = probe_video(clip_webm)
+    tracks = [stage_track(tmp_path, "es", np.zeros(SR, np.float32), SR, info, ""),
+              stage_track(tmp_path, "fr", np.zeros(SR, np.float32), SR, info, SRT)]
+    write_videos(tmp_path, clip_webm, info, ("webm",), tracks, VideoOptions(), 0, "en")
+    got = [(s["codec_type"], s["tags"]["language"]) for s in streams(tmp_path / "dubbed.webm")[1:]]
+    assert got == [("audio", "spa"), ("audio", "fre"), ("subtitle", "fre")]
