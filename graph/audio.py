@@ -9,7 +9,6 @@ counts ``0:a:N``).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import operator
@@ -24,7 +23,8 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 
-from graph.errors import AudioTooLarge, BadAudio, BadInput, DubError, OutputNotWritable
+from graph.errors import AudioTooLarge, BadAudio, BadInput, OutputNotWritable
+from graph.ffmpeg import ffprobe, last_error, no_ffmpeg, url
 from graph.files import atomic_write
 from graph.types import Clip
 
@@ -45,7 +45,6 @@ AMPLITUDE_EPS = 1e-10  # floor of db(): 20*log10(1e-10) = -200 dBFS stands for d
 SILENCE_DB = -60.0  # below this (frame RMS, dBFS) nothing audible is there
 SILENCE_FRAME_S = 0.05  # frame length for is_silent: short enough that one spoken word is loud
 
-PROBE_TIMEOUT_S = 60.0  # ffprobe reads headers only; a hang means a broken file or filesystem
 PROBE_ENTRIES = "format=duration,format_name:stream=codec_type,codec_name,sample_rate,channels,channel_layout,duration"
 
 WriteFormat = Literal["wav", "flac"]
@@ -54,7 +53,6 @@ WRITE_FORMATS: tuple[str, ...] = ("wav", "flac")
 # has far less than 16 bits of real dynamic range, so float would double the size for nothing.
 WRITE_SUBTYPE = "PCM_16"
 
-INPUT_FORMATS_HINT = "wav, flac, mp3, m4a/aac, ogg/opus, or the sound track of an mp4/mkv/webm video"
 
 
 @dataclass(frozen=True)
@@ -281,39 +279,10 @@ def _check_file(path: Path) -> None:
         raise BadAudio(f"{path} is empty (0 bytes); the upload or copy probably failed. Send the file again.")
 
 
-def ffprobe(path: Path, entries: str) -> dict:
-    """ffprobe's JSON for ``-show_entries entries``; every failure is a BadAudio saying what to do."""
-    cmd = ["ffprobe", "-v", "error", "-of", "json", "-show_entries", entries, _url(path)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
-    except FileNotFoundError:
-        raise _no_ffmpeg("ffprobe") from None
-    except subprocess.TimeoutExpired:
-        raise BadAudio(
-            f"{path}: ffprobe did not finish reading its headers in {PROBE_TIMEOUT_S:.0f} s; "
-            "the file is probably corrupt or on a stalled filesystem."
-        ) from None
-    detail = _last_error(proc.stderr, path)
-    if proc.returncode != 0:
-        if b"moov atom not found" in proc.stderr:
-            raise BadAudio(
-                f"{path} is an incomplete MP4/M4A (its index is missing: moov atom not found); the file was cut "
-                "off while uploading or exporting. Send the complete file again."
-            )
-        raise BadAudio(
-            f"{path} is not audio ffmpeg can read ({detail or 'unrecognized data'}). Send a common "
-            f"audio or video file ({INPUT_FORMATS_HINT}); if it is one, it is corrupt: re-export it."
-        )
-    try:
-        return json.loads(proc.stdout or b"{}")
-    except json.JSONDecodeError:
-        raise BadAudio(f"{path}: ffprobe returned unreadable output; the file is probably corrupt.") from None
-
-
 def _run_ffmpeg(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float | None, channels: int = 1) -> np.ndarray:
     """Stream ffmpeg's raw float32 output (interleaved ``channels``) into one preallocated array (grown if needed)."""
     cmd = [
-        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-i", _url(path),
+        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-i", url(path),
         "-map", f"0:a:{info.track}", "-ac", str(channels), "-ar", str(out_sr),
         "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
     ]  # fmt: skip
@@ -329,7 +298,7 @@ def _run_ffmpeg(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float 
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
         except FileNotFoundError:
-            raise _no_ffmpeg("ffmpeg") from None
+            raise no_ffmpeg("ffmpeg") from None
         try:
             while True:
                 if filled == buf.nbytes:
@@ -351,7 +320,7 @@ def _run_ffmpeg(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float 
             proc.stdout.close()
         if returncode != 0:
             stderr.seek(0)
-            detail = _last_error(stderr.read(), path)
+            detail = last_error(stderr.read(), path)
             raise BadAudio(
                 f"ffmpeg could not decode {path} ({info.format}/{info.codec}): {detail or 'unknown error'}."
                 " Re-export the audio, e.g. `ffmpeg -i INPUT out.wav`, and try again."
@@ -400,19 +369,6 @@ def _float(value: object) -> float | None:
     return result if math.isfinite(result) else None
 
 
-def _last_error(stderr: bytes, path: Path) -> str:
-    """The last line ffmpeg/ffprobe logged, without the input path it prefixes."""
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    if not lines:
-        return ""
-    return lines[-1].removeprefix(f"{_url(path)}: ")
-
-
-def _url(path: Path) -> str:
-    """An explicit file: URL, so a local name like "concat:a|b" or "-x.wav" is never read as a protocol/option."""
-    return f"file:{path.absolute()}"
-
-
 def _too_large(path: Path, duration_s: float | None, limit_s: float) -> AudioTooLarge:
     length = f"is {_hms(duration_s)} long" if duration_s is not None else "runs past the limit"
     return AudioTooLarge(
@@ -424,7 +380,3 @@ def _too_large(path: Path, duration_s: float | None, limit_s: float) -> AudioToo
 def _hms(seconds: float) -> str:
     total = int(round(seconds))
     return f"{total // 3600}:{total // 60 % 60:02d}:{total % 60:02d}"
-
-
-def _no_ffmpeg(tool: str) -> DubError:
-    return DubError(f"{tool} is not installed or not on PATH; install ffmpeg (e.g. `apt-get install ffmpeg`).")

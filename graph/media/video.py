@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from graph import audio
 from graph.errors import BadInput, DubError, OutputNotWritable
+from graph.ffmpeg import ffprobe, last_error, no_ffmpeg, url
 from graph.languages import LANGUAGES, Language
 from graph.options import SAME_CONTAINER, VIDEO_FORMATS, VideoOptions
 
@@ -74,7 +74,7 @@ class VideoInfo:
 def probe_video(path: str | Path, track: int = 0) -> VideoInfo | None:
     """The input's video streams and timing; None for audio (a still cover picture is not a video)."""
     path = Path(path)
-    data = audio.ffprobe(path, ENTRIES)
+    data = ffprobe(path, ENTRIES)
     streams = data.get("streams") or []
     videos = [s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")]
     if not videos:
@@ -148,16 +148,16 @@ def write_video(
     box = CONTAINERS[target.suffix.lstrip(".")]
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
     with tempfile.TemporaryDirectory(prefix=".subs-", dir=target.parent) as subs_dir:
-        cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", f"file:{source.absolute()}"]
+        cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", url(source)]
         audio_offset, subs_offset = info.start_s - info.file_start_s, info.audio_start_s - info.file_start_s
         for t in tracks:
             cmd += ["-itsoffset", f"{audio_offset:.6f}", "-f", "f32le", "-ar", str(t.sr), "-ac", str(t.channels),
-                    "-i", f"file:{t.path.absolute()}"]
+                    "-i", url(t.path)]
         subtitled = [t for t in tracks if t.subtitles.strip()]  # a language whose every line failed has none
         for i, t in enumerate(subtitled):
             srt = Path(subs_dir) / f"{i}.srt"
             srt.write_text(t.subtitles, encoding="utf-8")
-            cmd += ["-itsoffset", f"{subs_offset:.6f}", "-i", f"file:{srt}"]
+            cmd += ["-itsoffset", f"{subs_offset:.6f}", "-i", url(srt)]
         cmd += ["-map", "0:v", "-c:v", "copy", "-map_metadata", "0", "-map_chapters", "0"]
         cmd += [arg for i in range(len(tracks)) for arg in ("-map", f"{1 + i}:a")]
         if original is not None:
@@ -179,7 +179,7 @@ def write_video(
             cmd += _labels(f"a:{k}", spoken, f"Original{f' ({spoken.name})' if spoken else ''}", box)
         if box.muxer in ("mp4", "mov"):
             cmd += ["-movflags", "+faststart"]
-        cmd += ["-f", box.muxer, f"file:{tmp.absolute()}"]
+        cmd += ["-f", box.muxer, url(tmp)]
         try:
             _run(cmd, target)
             os.replace(tmp, target)
@@ -249,10 +249,9 @@ def _run(cmd: list[str], target: Path) -> None:
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
                                   timeout=MUX_TIMEOUT_S, check=False)
         except FileNotFoundError:
-            raise DubError("ffmpeg is not installed or not on PATH; install ffmpeg (e.g. `apt-get install ffmpeg`).") from None
+            raise no_ffmpeg("ffmpeg") from None
         except subprocess.TimeoutExpired:
             raise DubError(f"ffmpeg did not finish writing {target.name} in {MUX_TIMEOUT_S:.0f} s") from None
         if proc.returncode != 0:
             stderr.seek(0)
-            lines = [ln for ln in stderr.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-            raise DubError(f"ffmpeg could not write {target.name}: {lines[-1] if lines else 'unknown error'}")
+            raise DubError(f"ffmpeg could not write {target.name}: {last_error(stderr.read(), target) or 'unknown error'}")
