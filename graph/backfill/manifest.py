@@ -48,7 +48,7 @@ class Item:
     settings: str = ""  # settings key that ``state`` refers to
     # paths relative to the run's output directory, so it can be moved or synced as a whole
     out_dir: str = ""
-    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # language -> format -> path
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # language ("dubbed": every one) -> format -> path
     manifest: str = ""  # the item's own manifest.json (options, models, every line)
     error: str = ""
     stage_s: dict[str, float] = field(default_factory=dict)

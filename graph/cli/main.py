@@ -9,7 +9,20 @@ from pathlib import Path
 
 from graph.errors import DubError
 from graph.languages import parse_targets
-from graph.options import DECODE_PRESETS, AsrOptions, DiarizeOptions, DubOptions, TtsOptions
+from graph.options import (
+    AUDIO_FORMATS,
+    DECODE_PRESETS,
+    SAME_CONTAINER,
+    DubOptions,
+    add_media_flags,
+    from_dict,
+    media_options,
+)
+
+DEFAULT_FORMATS = ",".join(AUDIO_FORMATS + (SAME_CONTAINER,))
+FORMATS_HELP = (f"outputs to write, comma-separated (default: {DEFAULT_FORMATS}): wav, flac, srt, vtt per language; "
+                "mp4, mov, mkv, webm: the input's video copied with the dubbed audio and subtitle tracks; video: the "
+                "input's own container (nothing for audio input)")
 
 log = logging.getLogger("dubgraph")
 
@@ -33,8 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     dub.add_argument("--source-language", help="language spoken in the input (default: detected)")
     dub.add_argument("--transcript", help="SRT/WebVTT of what is said, instead of speech recognition; cues naming "
                                           "their speaker ([Alice] ... or <v Alice>...) also skip diarization")
-    dub.add_argument("--formats", default="wav,flac,srt,vtt", help="outputs to write (default: wav,flac,srt,vtt)")
-    dub.add_argument("--background", action="store_true", help="mix the source's non-speech background under the dub")
+    dub.add_argument("--formats", default=DEFAULT_FORMATS, help=FORMATS_HELP)
+    add_media_flags(dub)
     dub.add_argument("--seed", type=int, default=0, help="synthesis seed (same seed, same output)")
     dub.add_argument("--address", help="Ray cluster to use ('auto' = a local `ray start --head`); default: embedded")
     dub.add_argument("--synth-replicas", type=int, default=1, help="synthesizer actors (default 1)")
@@ -73,15 +86,15 @@ def _dub(args) -> int:
     from graph.run.pools import Replicas, dub_file
 
     profile = get_profile(args.profile)
-    options = DubOptions(
-        targets=parse_targets(args.to, profile.targets),
-        profile=profile.name,
-        asr=AsrOptions(language=args.source_language),
-        diarize=DiarizeOptions(num_speakers=args.speakers, min_speakers=args.min_speakers, max_speakers=args.max_speakers),
-        tts=TtsOptions(seed=args.seed),
-        formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
-        background=args.background,
-    )
+    options = from_dict(DubOptions, {
+        "targets": parse_targets(args.to, profile.targets),
+        "profile": profile.name,
+        "asr": {"language": args.source_language},
+        "diarize": {"num_speakers": args.speakers, "min_speakers": args.min_speakers, "max_speakers": args.max_speakers},
+        "tts": {"seed": args.seed},
+        "formats": [f.strip() for f in args.formats.split(",") if f.strip()],
+        **media_options(args),
+    })
     out_dir = Path(args.out) if args.out else Path("dubbed") / Path(args.input).stem
     with ProgressBars() as bars:
         result = dub_file(
@@ -99,6 +112,8 @@ def _dub(args) -> int:
     for lang, output in result.outputs.items():
         for fmt, name in output.files.items():
             print(f"  {lang} {fmt:<5} {out_dir / name}")
+    for fmt, name in result.videos.items():
+        print(f"  video {fmt:<5} {out_dir / name} (every language)")
     print(f"  manifest   {result.manifest}")
     return 0
 

@@ -44,8 +44,9 @@ from graph.options import DubOptions, from_dict
 log = logging.getLogger(__name__)
 
 DUB_FIELDS = ("path", "targets", "speakers", "min_speakers", "max_speakers", "source_language", "profile", "options")
-ARTIFACT = re.compile(r"^[a-z]{2,3}(?:-[a-z]{2,4})?\.(?P<fmt>wav|flac|srt|vtt)$")
+ARTIFACT = re.compile(r"^(?:[a-z]{2,3}(?:-[a-z]{2,4})?|dubbed)\.(?P<fmt>wav|flac|srt|vtt|mp4|mov|mkv|webm)$")
 MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "srt": "application/x-subrip", "vtt": "text/vtt",
+               "mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska", "webm": "video/webm",
                "json": "application/json"}  # fmt: skip
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 UPLOAD_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
@@ -304,21 +305,26 @@ def _allowed(path: str, roots: list[str]) -> Path:
 
 
 def artifact(out_dir: Path, name: str) -> tuple[Path, str]:
-    """Path and media type of one of a finished job's files, by its public name (``pt-br.wav``, ``manifest.json``)."""
+    """Path and media type of one of a finished job's files, by its public name (``pt-br.wav``, ``dubbed.mp4``,
+    ``manifest.json``)."""
     match = ARTIFACT.match(name)
     if name != MANIFEST and match is None:
-        raise JobNotFound(f"no artifact {name!r}: ask for <language>.wav|flac|srt|vtt or {MANIFEST}")
+        raise JobNotFound(f"no artifact {name!r}: ask for <language>.wav|flac|srt|vtt|mp4|mov|mkv|webm, "
+                          f"dubbed.mp4|mov|mkv|webm or {MANIFEST}")
     path = out_dir / name
     if not path.is_file():
         raise JobNotFound(f"this job has no {name} (the formats and targets it was asked for are in its status)")
     return path, MEDIA_TYPES["json" if match is None else match["fmt"]]
 
 
-def links(base: str, job_id: str, options: dict[str, Any]) -> dict[str, Any]:
-    """URLs of a finished job's artifacts: per language and format, and the manifest."""
+def links(base: str, job_id: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """URLs of the files a finished job wrote (its manifest lists them): per language and format, the video that
+    carries every language, and the manifest."""
     prefix = f"{base}/v1/dubs/{job_id}"
-    formats = options.get("formats") or DubOptions().formats
+    video = (manifest.get("video") or {}).get("files") or {}
     return {
         "manifest": f"{prefix}/{MANIFEST}",
-        "languages": {lang: {fmt: f"{prefix}/{lang}.{fmt}" for fmt in formats} for lang in options.get("targets", ())},
+        "languages": {lang: {fmt: f"{prefix}/{name}" for fmt, name in out.get("files", {}).items()}
+                      for lang, out in (manifest.get("languages") or {}).items()},
+        "video": {fmt: f"{prefix}/{name}" for fmt, name in video.items()},
     }

@@ -1,4 +1,5 @@
-"""Files of a job: per language WAV/FLAC/SRT/VTT, then manifest.json last (its presence means complete)."""
+"""Files of a job: per language WAV/FLAC/SRT/VTT (videos: ``graph.media.video``), then manifest.json last (its
+presence means complete)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import numpy as np
 from graph import audio
 from graph.errors import OutputNotWritable
 from graph.files import atomic_write_bytes, atomic_write_json
+from graph.media.video import COMBINED_STEM
+from graph.options import SAME_CONTAINER, VIDEO_FORMATS
 from graph.timeline.subtitles import to_srt, to_vtt
 from graph.types import LanguageOutput, PlacedLine
 
@@ -34,8 +37,9 @@ def check_writable(out_dir: str | Path) -> Path:
 def write_language(
     out_dir: Path, lang: str, track: np.ndarray, sr: int, lines: Sequence[PlacedLine], formats: Sequence[str]
 ) -> LanguageOutput:
+    """Write the language's audio and subtitle formats (the video formats are muxed later, with every language)."""
     files: dict[str, str] = {}
-    for fmt in formats:
+    for fmt in (f for f in formats if f not in VIDEO_FORMATS and f != SAME_CONTAINER):
         target = out_dir / f"{lang}.{fmt}"
         if fmt in ("wav", "flac"):
             audio.write_audio(target, track, sr, fmt)
@@ -55,7 +59,10 @@ def write_manifest(out_dir: Path, job: dict[str, Any], outputs: dict[str, Langua
 
 def remove_outputs(out_dir: Path, langs: Sequence[str], formats: Sequence[str]) -> None:
     """Delete what a failed job may have written, so nothing half-done looks complete."""
-    for name in [MANIFEST] + [f"{lang}.{fmt}" for lang in langs for fmt in formats]:
+    video = [f for f in VIDEO_FORMATS if f in formats or SAME_CONTAINER in formats]  # "video": any container
+    other = [f for f in formats if f not in VIDEO_FORMATS and f != SAME_CONTAINER]
+    names = [f"{lang}.{fmt}" for lang in langs for fmt in other + video] + [f"{COMBINED_STEM}.{fmt}" for fmt in video]
+    for name in [MANIFEST] + names:
         try:
             os.unlink(out_dir / name)
         except FileNotFoundError:

@@ -1,7 +1,8 @@
 """The dubbing DAG over stage handles (see ``graph.run.stages``): the same code for Serve, actor pools and tests.
 
-decode -> (ASR || diarization) -> utterances -> per speaker: reference -> conditionals (once, one object)
-       -> per language, all at once: translate -> synthesize every line (fan-out) -> fit -> render -> files
+decode -> (ASR || diarization || separation of the background) -> utterances -> per speaker: reference ->
+       conditionals (once, one object) -> per language, all at once: translate -> synthesize every line (fan-out)
+       -> fit -> render over the bed -> files -> video (every language's track muxed with the copied video)
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,17 @@ from graph import audio
 from graph.errors import BadAudio, BadInput
 from graph.languages import language
 from graph.media.outputs import check_writable, write_language, write_manifest
+from graph.media.video import COMBINED_STEM, probe_video, stage_track, video_formats, write_videos
 from graph.options import DubOptions, to_dict
+from graph.run import background
 from graph.run.checkpoint import Checkpoint, key_of
 from graph.run.lines import LineVoicer
 from graph.run.stages import Stage
 from graph.timeline.assign import build_utterances
 from graph.timeline.cues import Cue, cue_turns, cue_utterances, named, parse_cues
 from graph.timeline.references import Reference, pick_reference
-from graph.timeline.render import Placement, ducked_background, render_track, speaker_levels
+from graph.timeline.render import Placement, render_track, speaker_levels
+from graph.timeline.subtitles import to_srt
 from graph.timeline.timing import window_ends
 from graph.types import Clip, LanguageOutput, SpeakerTurn, Transcript, Translation, Utterance
 
@@ -54,6 +58,7 @@ class Stages:
     translator: Stage
     synthesizer: Stage
     put: Callable[[Any], Any] = lambda value: value  # ray.put where an object store exists
+    separator: Stage | None = None  # the background's speech estimate; None: no separation (ducking only)
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class DubResult:
     outputs: dict[str, LanguageOutput]
     manifest: str
     stage_s: dict[str, float]
+    videos: dict[str, str] = field(default_factory=dict)  # the video carrying every language: format -> file name
 
 
 class _Clock:
@@ -115,19 +121,28 @@ async def dub(
     clock = _Clock()
 
     with clock.timed("decode"):
-        analysis = await asyncio.to_thread(audio.decode, job.input, audio.SAMPLE_RATE, job.max_duration_s)
-        source = await asyncio.to_thread(audio.decode, job.input, None, job.max_duration_s)
+        stream = opts.audio_track
+        analysis = await asyncio.to_thread(audio.decode, job.input, audio.SAMPLE_RATE, job.max_duration_s, stream)
+        source = await asyncio.to_thread(audio.decode, job.input, None, job.max_duration_s, stream)
+        video = await asyncio.to_thread(probe_video, job.input, stream)
+        containers = video_formats(opts.formats, video, job.input)
     emit("decode", 1, 1)
     if audio.is_silent(analysis):
         raise BadAudio(f"{job.input} is silent: there is no speech to dub")
     wave = stages.put(analysis.samples)
+    bed_source = await background.start(job, stages, store, OUTPUT_SR, clock, emit) if opts.background else None
 
-    if job.transcript:
-        source_language, utterances, turns = await _from_transcript(job, stages, wave, store, clock, emit)
-    else:
-        transcript, turns = await _analyse(job, stages, wave, store, clock, emit)
-        utterances = build_utterances(transcript.words, turns)
-        source_language = transcript.language
+    try:
+        if job.transcript:
+            source_language, utterances, turns = await _from_transcript(job, stages, wave, store, clock, emit)
+        else:
+            transcript, turns = await _analyse(job, stages, wave, store, clock, emit)
+            utterances = build_utterances(transcript.words, turns)
+            source_language = transcript.language
+    except BaseException:
+        if bed_source:
+            bed_source.cancel()
+        raise
     if not utterances:
         raise BadAudio(f"no speech was recognised in {job.input} (silence, music or noise only?): nothing to dub")
     language(source_language, job.sources, what="source")
@@ -138,12 +153,11 @@ async def dub(
         conds = await _conditionals(job, stages, source, utterances, turns, store, conditionals, emit)
     synthesizer = await _describe(stages.synthesizer)
 
-    levels = speaker_levels(analysis, utterances)
+    bed = await background.finish(bed_source, utterances) if bed_source else None
+    levels = speaker_levels(bed.speech if bed else analysis, utterances)
+    track_sr = bed.sr if bed else OUTPUT_SR
     windows = window_ends(utterances, analysis.duration_s)
-    background = None
-    if opts.background:
-        bed_source = await asyncio.to_thread(audio.decode, job.input, OUTPUT_SR, job.max_duration_s)
-        background = ducked_background(bed_source.samples, OUTPUT_SR, utterances)
+    staged = {}
 
     async def one_language(lang: str) -> LanguageOutput:
         translations = await _translate(job, stages, utterances, source_language, lang, store, clock, emit)
@@ -164,21 +178,32 @@ async def dub(
         results = await asyncio.gather(*(line(u) for u in utterances))
         clock.stage_s[f"synthesize:{lang}"] = round(time.perf_counter() - t0, 3)
         with clock.timed(f"render:{lang}"):
+            placements = [Placement(p.speaker, p.start_s, audio.resample(samples, OUTPUT_SR, track_sr))
+                          for p, samples in results]
             track = await asyncio.to_thread(
-                render_track,
-                [Placement(p.speaker, p.start_s, samples) for p, samples in results],
-                analysis.duration_s,
-                OUTPUT_SR,
-                levels,
-                background,
+                render_track, placements, analysis.duration_s, track_sr, levels,
+                bed.samples if bed else None, bed.voice_gains if bed else None,
             )
-            output = await asyncio.to_thread(
-                write_language, out_dir, lang, track, OUTPUT_SR, [p for p, _ in results], opts.formats
-            )
+            lines = [p for p, _ in results]
+            output = await asyncio.to_thread(write_language, out_dir, lang, track, track_sr, lines, opts.formats)
+            if containers:
+                staged[lang] = await asyncio.to_thread(stage_track, out_dir, lang, track, track_sr, video, to_srt(lines))
         emit(f"render:{lang}", 1, 1)
         return output
 
-    outputs = dict(zip(targets, await asyncio.gather(*(one_language(lang) for lang in targets))))
+    try:
+        outputs = dict(zip(targets, await asyncio.gather(*(one_language(lang) for lang in targets))))
+        videos = {}
+        if containers:
+            with clock.timed("video"):
+                videos = await asyncio.to_thread(
+                    write_videos, out_dir, Path(job.input), video, containers, [staged[t] for t in targets],
+                    opts.video, opts.audio_track, source_language,
+                )
+    finally:
+        for staged_track in staged.values():
+            staged_track.path.unlink(missing_ok=True)
+    outputs = {lang: replace(out, files={**out.files, **videos.get(lang, {})}) for lang, out in outputs.items()}
     manifest = write_manifest(
         out_dir,
         {
@@ -191,13 +216,24 @@ async def dub(
             "models": job.models,
             "synthesizer": synthesizer,
             "options": to_dict(opts),
+            "background": bed.to_json(job.models.get("separator")) if bed else {"method": "none"},
+            "video": _video_json(video, videos, opts) if containers else None,
             "stage_s": clock.stage_s,
             "voices": {speaker: voice.to_json() for speaker, voice in conds.items()},
             "utterances": [u.to_json() for u in utterances],
         },
         outputs,
     )
-    return DubResult(job.job_id, analysis.duration_s, source_language, speakers, outputs, str(manifest), clock.stage_s)
+    return DubResult(job.job_id, analysis.duration_s, source_language, speakers, outputs, str(manifest), clock.stage_s,
+                     videos.get(COMBINED_STEM, {}))
+
+
+def _video_json(video, written: dict[str, dict[str, str]], opts: DubOptions) -> dict:
+    """What the manifest says of the video outputs: files, and the input's video they copy."""
+    combined = written.get(COMBINED_STEM, {}) if opts.video.combined else {}
+    return {"files": combined, "combined": opts.video.combined, "original_track": opts.video.original,
+            "container": video.container, "codecs": list(video.codecs), "start_s": round(video.start_s, 6),
+            "duration_s": round(video.duration_s, 6)}
 
 
 async def _analysed(name: str, key: str, stage: Stage, method: str, wave, store, clock, emit, *args):

@@ -13,6 +13,7 @@ from graph import audio
 from graph.errors import BadInput, DubError
 from graph.languages import language
 from graph.media.outputs import check_writable, remove_outputs
+from graph.media.video import probe_video, video_formats
 from graph.options import DubOptions
 from graph.run.checkpoint import Checkpoint
 from graph.run.pipeline import DubJob, DubResult, ProgressFn, Stages, dub, read_transcript
@@ -36,6 +37,7 @@ class Replicas:
     diarizer: int = 1
     translator: int = 1
     synthesizer: int = 1
+    separator: int = 0  # background separators; ``needed`` starts one when the options keep a separated bed
     synth_threads: int = 2  # lines one synthesizer actor voices at once, each alone (when synth_batch is 1)
     synth_batch: int | None = None  # lines one synthesizer decodes together; None: 64 on a GPU, else 1
     synth_wait_s: float = 0.02  # how long a line waits for others to join its batch
@@ -45,28 +47,31 @@ class Replicas:
     asr_gpu: float = 0.25
     diarizer_gpu: float = 0.125
     translator_gpu: float = 0.125
+    separator_gpu: float = 0.25
 
     def __post_init__(self) -> None:
         counts = {"asr": self.asr, "diarizer": self.diarizer, "translator": self.translator,
                   "synthesizer": self.synthesizer, "synthesizer threads": self.synth_threads,
                   "synthesizer batch": 1 if self.synth_batch is None else self.synth_batch}
         bad = [f"{name} {value}" for name, value in counts.items() if value < 1]
+        if self.separator < 0:
+            bad.append(f"separator {self.separator}")
         if self.synth_wait_s < 0:
             bad.append(f"batch wait {self.synth_wait_s} s")
         bad += [f"{role} GPU fraction {gpu}" for role, gpu in self.gpu.items() if not 0 <= gpu <= 1]
         if bad:
-            raise BadInput(f"replicas, threads and batch sizes must be >= 1, waits >= 0 and GPU fractions 0..1; "
-                           f"got {', '.join(bad)}")
+            raise BadInput(f"replicas, threads and batch sizes must be >= 1 (separators >= 0), waits >= 0 and GPU "
+                           f"fractions 0..1; got {', '.join(bad)}")
 
     @property
     def counts(self) -> dict[str, int]:
         return {"asr": self.asr, "diarizer": self.diarizer, "translator": self.translator,
-                "synthesizer": self.synthesizer}
+                "synthesizer": self.synthesizer, "separator": self.separator}
 
     @property
     def gpu(self) -> dict[str, float]:
         return {"asr": self.asr_gpu, "diarizer": self.diarizer_gpu, "translator": self.translator_gpu,
-                "synthesizer": self.synth_gpu}
+                "synthesizer": self.synth_gpu, "separator": self.separator_gpu}
 
     @property
     def lines_per_synthesizer(self) -> int:
@@ -109,11 +114,11 @@ def check_resources(replicas: Replicas, cluster: dict[str, float], strict: bool 
     available = cluster.get("GPU", 0)
     if not available:
         return
-    asks = {role: replicas.counts[role] * replicas.gpu[role] for role in roles}
-    total = sum(asks.values())
+    asking = [role for role in (*roles, "separator") if replicas.counts[role]]
+    total = sum(replicas.counts[role] * replicas.gpu[role] for role in asking)
     if total <= available + 1e-9:
         return
-    detail = ", ".join(f"{role} {replicas.counts[role]} x {replicas.gpu[role]:g}" for role in roles)
+    detail = ", ".join(f"{role} {replicas.counts[role]} x {replicas.gpu[role]:g}" for role in asking)
     message = (f"the model actors ask for {total:g} GPUs ({detail}) but the cluster has {available:g}: lower the "
                "synthesizer replicas (--synth-replicas) or the GPU fractions")
     if strict:
@@ -159,6 +164,8 @@ def start_stages(profile, replicas: Replicas = Replicas(), strict: bool = True,
         synthesizer=pool("synthesizer", BatchingSynthesizer, replicas.lines_per_synthesizer,
                          (replicas.synth_batch, replicas.synth_wait_s, replicas.synth_decode)),
         put=ray.put,
+        separator=(pool("separator") if replicas.separator and "separator" in {m.role for m in profile.models}
+                   else None),
     )
 
 
@@ -168,7 +175,7 @@ def wait_ready(stages: Stages, timeout_s: float = READY_TIMEOUT_S, report_s: flo
     import ray
     from ray.exceptions import RayActorError
 
-    pending = {handle.__ray_ready__.remote(): role for role in ROLES
+    pending = {handle.__ray_ready__.remote(): role for role in (*ROLES, "separator")
                for handle in getattr(getattr(stages, role), "handles", ())}
     deadline = time.monotonic() + timeout_s
     while pending:
@@ -192,7 +199,7 @@ def wait_ready(stages: Stages, timeout_s: float = READY_TIMEOUT_S, report_s: flo
 def stop_stages(stages: Stages) -> None:
     import ray
 
-    for stage in (stages.asr, stages.diarizer, stages.translator, stages.synthesizer):
+    for stage in (stages.asr, stages.diarizer, stages.translator, stages.synthesizer, stages.separator):
         for handle in getattr(stage, "handles", ()):
             ray.kill(handle)
 
@@ -204,7 +211,8 @@ def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, p
         language(target, profile.targets)
     if options.asr.language:
         language(options.asr.language, profile.sources, what="source")
-    audio.probe(input_path)
+    audio.probe(input_path, options.audio_track)
+    video_formats(options.formats, probe_video(input_path, options.audio_track), input_path)
     if transcript is not None:
         read_transcript(transcript)
         if not options.asr.language and len(profile.sources) != 1:
@@ -230,12 +238,20 @@ def needed_roles(transcript: str | Path | None) -> tuple[str, ...]:
         "translator", "synthesizer")
 
 
-def check_models(profile, roles: tuple[str, ...] = ROLES) -> None:
-    """Raise the first ModelNotFound of a profile's ``roles`` on this machine, before actors start."""
+def needed(replicas: Replicas, options: DubOptions) -> Replicas:
+    """Separator actors only when the options keep a separated background (then at least one)."""
+    wanted = options.background and options.separation
+    return replace(replicas, separator=max(1, replicas.separator) if wanted else 0)
+
+
+def check_models(profile, roles: tuple[str, ...] = ROLES, replicas: Replicas = Replicas()) -> None:
+    """Raise the first ModelNotFound of the models a run will load (``roles``, and a separator when one is
+    started), before actors start."""
     from actors.models import check
 
     for spec, found in check(profile):
-        if spec.role in roles and isinstance(found, Exception):
+        used = spec.role in roles or (spec.role == "separator" and replicas.separator)
+        if used and isinstance(found, Exception):
             raise found
 
 
@@ -259,8 +275,9 @@ def dub_file(
     job = make_job(input_path, out_dir, options, profile, transcript=transcript)
     roles = needed_roles(transcript)
     check_batching(profile, replicas)
+    replicas = needed(replicas, options)
     if not address:
-        check_models(profile, roles)
+        check_models(profile, roles, replicas)
     init_ray(address)
     stages = start_stages(profile, replicas, strict=not address, roles=roles)
     try:

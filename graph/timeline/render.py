@@ -1,7 +1,8 @@
 """One output track per language: lines laid at their start times, loudness matched per speaker.
 
 The track has exactly the input's duration. Each speaker's dubbed lines are brought to the RMS level that speaker
-had in the source; an optional background bed is the source itself, ducked to silence under every line.
+had in the source; an optional background bed (``graph.timeline.bed``) goes under them in its own channel layout,
+the voices placed in each channel by their gains.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from graph.types import Clip, Utterance
 
 MAX_GAIN_DB = 20.0
 PEAK = 0.98
-DUCK_RAMP_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -47,30 +47,35 @@ def speaker_gains(placements: Sequence[Placement], targets_db: dict[str, float])
     return gains
 
 
-def ducked_background(source: np.ndarray, sr: int, utterances: Sequence[Utterance]) -> np.ndarray:
-    """The source with every line's span faded to silence: what is left is the non-speech bed."""
-    gain = np.ones(len(source), dtype=np.float32)
-    ramp = max(1, int(DUCK_RAMP_S * sr))
-    for u in utterances:
-        a, b = max(0, int(u.start_s * sr) - ramp), min(len(source), int(u.end_s * sr) + ramp)
-        gain[a:b] = 0.0
-    kernel = np.ones(ramp, dtype=np.float32) / ramp
-    return source * np.convolve(gain, kernel, mode="same").astype(np.float32)
-
-
 def render_track(
-    placements: Sequence[Placement], total_s: float, sr: int, levels_db: dict[str, float], background: np.ndarray | None = None
+    placements: Sequence[Placement],
+    total_s: float,
+    sr: int,
+    levels_db: dict[str, float],
+    background: np.ndarray | None = None,
+    voice_gains: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Mix placed lines (and an optional bed at ``sr``) into a track of exactly ``total_s`` seconds."""
+    """Mix placed lines (and an optional bed at ``sr``) into a track of exactly ``total_s`` seconds.
+
+    Mono, or (channels, n) when the bed is (channels, n): the voices go into channel c times ``voice_gains[c]``
+    (all 1 when not given). The whole track is scaled down together if it would clip.
+    """
     n_samples = int(round(total_s * sr))
-    track = np.zeros(n_samples, dtype=np.float32)
-    if background is not None:
-        track[: min(n_samples, len(background))] += background[:n_samples]
+    voices = np.zeros(n_samples, dtype=np.float32)
     gains = speaker_gains(placements, levels_db)
     for p in placements:
         start = int(round(p.start_s * sr))
         piece = p.samples[: max(0, n_samples - start)] * gains.get(p.speaker, 1.0)
-        track[start : start + len(piece)] += piece
+        voices[start : start + len(piece)] += piece
+    if background is None:
+        track = voices
+    else:
+        bed = np.atleast_2d(background)
+        spread = np.ones(bed.shape[0], np.float32) if voice_gains is None else np.asarray(voice_gains, np.float32)
+        track = spread[:, None] * voices[None, :]
+        track[:, : min(n_samples, bed.shape[1])] += bed[:, :n_samples]
+        if background.ndim == 1:
+            track = track[0]
     peak = float(np.max(np.abs(track))) if n_samples else 0.0
     if peak > PEAK:
         track *= PEAK / peak

@@ -14,7 +14,7 @@ def test_config_matches_the_app(name):
 
     from actors.chatterbox.batcher import can_batch, decode_options
     from actors.models import PROFILES, load_object
-    from actors.serving import Diarizer, Synthesizer, Transcriber, Translator
+    from actors.serving import Diarizer, Separator, Synthesizer, Transcriber, Translator
     from serve_app import DubAppArgs, DubIngress, build_app
 
     config = ServeDeploySchema.model_validate(yaml.safe_load((ROOT / name).read_text()))
@@ -23,7 +23,7 @@ def test_config_matches_the_app(name):
     args = DubAppArgs.model_validate(app.args)
     assert args.profile in PROFILES
     build_app(args)
-    names = {d.name for d in (DubIngress, Transcriber, Diarizer, Translator, Synthesizer)}
+    names = {d.name for d in (DubIngress, Transcriber, Diarizer, Translator, Synthesizer, Separator)}
     assert {d.name for d in app.deployments} == names
     ingress = next(d for d in app.deployments if d.name == "DubIngress")
     assert ingress.num_replicas == 1 and not ingress.ray_actor_options.num_gpus  # the job runner: one, on CPU

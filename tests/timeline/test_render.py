@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from graph.audio import rms_db
-from graph.timeline.render import Placement, ducked_background, render_track, speaker_levels
+from graph.timeline.render import Placement, render_track, speaker_levels
 from graph.timeline.subtitles import to_srt, to_vtt
 from graph.types import Clip, PlacedLine, Utterance
 
@@ -31,11 +31,14 @@ def test_line_past_the_end_is_cut_and_peaks_limited():
     assert len(track) == 4 * SR and np.max(np.abs(track)) <= 0.98 + 1e-6
 
 
-def test_background_is_ducked_under_lines_only():
-    source = tone(3, 0.3)
-    bed = ducked_background(source, SR, [Utterance("u", "A", 1.0, 2.0, "x")])
-    assert rms_db(bed[int(1.2 * SR) : int(1.8 * SR)]) < -100
-    assert rms_db(bed[: int(0.8 * SR)]) == pytest.approx(rms_db(source[: int(0.8 * SR)]), abs=0.1)
+def test_a_multichannel_bed_keeps_its_layout_and_voices_go_by_their_gains():
+    bed = np.stack([tone(4, 0.1), tone(4, 0.1), np.zeros(4 * SR, np.float32)])  # L, R, C
+    voice = np.random.default_rng(0).uniform(-0.2, 0.2, SR).astype(np.float32)
+    track = render_track([Placement("A", 1.0, voice)], 4.0, SR, {"A": rms_db(voice)}, bed, np.array([0, 0, 1.0]))
+    assert track.shape == (3, 4 * SR)
+    assert np.allclose(track[:2], bed[:2]) and np.allclose(track[2, SR : 2 * SR], voice, atol=1e-6)
+    mono = render_track([Placement("A", 1.0, voice)], 4.0, SR, {"A": rms_db(voice)}, bed[0])
+    assert mono.shape == (4 * SR,) and np.allclose(mono[SR : 2 * SR], bed[0, SR : 2 * SR] + voice, atol=1e-6)
 
 
 def test_speaker_levels_from_their_lines():

@@ -168,7 +168,7 @@ def test_max_duration_is_checked_before_decoding(long_audio, monkeypatch):
 
 def test_max_duration_is_enforced_while_streaming_when_length_is_unknown(dialogue, reference, monkeypatch):
     real_probe = audio.probe
-    monkeypatch.setattr(audio, "probe", lambda p: dataclasses.replace(real_probe(p), duration_s=None, declared_s=None))
+    monkeypatch.setattr(audio, "probe", lambda p, track=0: dataclasses.replace(real_probe(p, track), duration_s=None, declared_s=None))
     monkeypatch.setattr(audio, "UNKNOWN_DURATION_CHUNK_S", 1.0)  # force the buffer to grow many times
     with pytest.raises(AudioTooLarge, match="runs past the limit"):
         decode(dialogue.path, max_duration_s=5)
@@ -229,8 +229,12 @@ def test_write_audio_format_clipping_and_errors(tmp_path):
     np.testing.assert_allclose(back, [0.0, 1.0, -1.0, 0.25], atol=1 / 16384)
     with pytest.raises(ValueError, match="choose one of wav, flac"):
         write_audio(tmp_path / "x.mp3", hot, 8000)
-    with pytest.raises(ValueError, match="mono"):
-        write_audio(tmp_path / "x.wav", np.zeros((10, 2), np.float32), 8000)
+    with pytest.raises(ValueError, match=r"\(channels, n\)"):
+        write_audio(tmp_path / "x.wav", np.zeros((2, 10, 2), np.float32), 8000)
+    stereo = write_audio(tmp_path / "stereo.flac", np.stack([hot / 4, -hot / 4]), 8000)
+    back, _ = sf.read(stereo, dtype="float32")
+    assert back.shape == (4, 2) and np.allclose(back[:, 1], -hot / 4, atol=1 / 16384)
+    stereo.unlink()
     with pytest.raises(ValueError, match="NaN"):
         write_audio(tmp_path / "x.wav", np.array([np.nan], np.float32), 8000)
     blocker = tmp_path / "a_file"

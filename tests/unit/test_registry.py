@@ -67,7 +67,7 @@ def test_every_full_model_missing_here_says_how_to_get_it(tmp_path, monkeypatch)
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty"))
     results = check(FULL)
-    assert [spec.role for spec, _ in results] == ["asr", "diarizer", "translator", "synthesizer"]
+    assert [spec.role for spec, _ in results] == ["asr", "diarizer", "translator", "synthesizer", "separator"]
     for spec, found in results:
         assert isinstance(found, ModelNotFound)
         assert f"hf download {spec.source}" in str(found) and spec.env_var in str(found)
@@ -98,11 +98,11 @@ def run_cli(*args):
 def test_models_command_exit_codes_and_no_traceback(tmp_path):
     offline = run_cli("models", "--profile", "offline")
     assert offline.returncode == 0, offline.stderr
-    assert offline.stdout.count("  ok ") == 4
+    assert offline.stdout.count("  ok ") == 5
     full = subprocess.run([sys.executable, "-m", "graph.cli", "models", "--profile", "full"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120,
                           env={"PATH": "/usr/bin:/bin", "HF_HUB_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"})
     assert full.returncode == 1
-    assert full.stdout.count("MISSING") == 4 and "Traceback" not in full.stdout + full.stderr
+    assert full.stdout.count("MISSING") == 5 and "Traceback" not in full.stdout + full.stderr
     bad = run_cli("models", "--profile", "nope")
     assert bad.returncode == 2 and "choose one of" in bad.stderr and "Traceback" not in bad.stderr
