@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bench.separation import bed_level_errors_db, si_sdr, speech_leakage_db, table, Score
+from bench.separation import Score, bed_level_errors_db, si_sdr, speech_leakage_db, table
 
 SR = 16000
 RNG = np.random.default_rng(0)
