@@ -38,6 +38,7 @@ from graph.errors import (
 )
 from graph.jobs.runner import JobQueueFull
 from graph.languages import parse_targets
+from graph.media.original import ORIGINAL
 from graph.media.outputs import MANIFEST
 from graph.options import DubOptions, from_dict
 
@@ -306,19 +307,23 @@ def _allowed(path: str, roots: list[str]) -> Path:
 def artifact(out_dir: Path, name: str) -> tuple[Path, str]:
     """Path and media type of one of a finished job's files, by its public name (``pt-br.wav``, ``manifest.json``)."""
     match = ARTIFACT.match(name)
-    if name != MANIFEST and match is None:
-        raise JobNotFound(f"no artifact {name!r}: ask for <language>.wav|flac|srt|vtt or {MANIFEST}")
+    if name not in (MANIFEST, ORIGINAL) and match is None:
+        raise JobNotFound(f"no artifact {name!r}: ask for <language>.wav|flac|srt|vtt, {ORIGINAL} or {MANIFEST}")
     path = out_dir / name
     if not path.is_file():
         raise JobNotFound(f"this job has no {name} (the formats and targets it was asked for are in its status)")
-    return path, MEDIA_TYPES["json" if match is None else match["fmt"]]
+    return path, MEDIA_TYPES[Path(name).suffix[1:] if match is None else match["fmt"]]
 
 
-def links(base: str, job_id: str, options: dict[str, Any]) -> dict[str, Any]:
-    """URLs of a finished job's artifacts: per language and format, and the manifest."""
+def links(base: str, job_id: str, options: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """URLs of a finished job's artifacts: per language and format, the manifest, and the original's listening
+    copy when the job has one."""
     prefix = f"{base}/v1/dubs/{job_id}"
     formats = options.get("formats") or DubOptions().formats
-    return {
+    found = {
         "manifest": f"{prefix}/{MANIFEST}",
         "languages": {lang: {fmt: f"{prefix}/{lang}.{fmt}" for fmt in formats} for lang in options.get("targets", ())},
     }
+    if (out_dir / ORIGINAL).is_file():
+        found["original"] = f"{prefix}/{ORIGINAL}"
+    return found
