@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import subprocess
 
 import pytest
 import ray
@@ -20,7 +19,7 @@ import soundfile as sf
 
 from graph.jobs.page import SECURITY_HEADERS, WEB_DIR
 from tests.serve.browser import Console, Screens, chromium  # noqa: F401  (a fixture)
-from tests.serve.conftest import APP, deploy, submit, wait_for
+from tests.serve.conftest import APP, deploy, submit, tone, wait_for
 from tests.serve.synth import control
 
 KEY = "page-test-key"
@@ -58,6 +57,7 @@ def _open(chromium, serve_port, console, viewport):
 
     expect.set_options(timeout=WAIT_MS)
     context = chromium.new_context(viewport=viewport, base_url=f"http://127.0.0.1:{serve_port}", accept_downloads=True)
+    context.set_default_timeout(WAIT_MS)
     page = context.new_page()
     console.watch(page)
     return context, page
@@ -99,6 +99,19 @@ def _upload(page, path, **fields) -> None:
     page.get_by_role("button", name="Start dubbing").click()
 
 
+def _accepted(page) -> str:
+    """The new job's id once the page moved to it (or the page's error, when it says why it did not)."""
+    page.wait_for_function("() => location.hash.startsWith('#/jobs/') || !document.querySelector('#upload-error').hidden")
+    assert re.search(r"#/jobs/[A-Za-z0-9_-]{22}$", page.url), page.locator("#upload-error").inner_text()
+    return page.url.rsplit("/", 1)[1]
+
+
+def _until(page, condition: str, arg=None) -> None:
+    """Wait until ``condition`` holds, a JavaScript expression over ``p`` (the page's <audio>) and ``a`` (arg).
+    A function, not a string to evaluate: the page's Content-Security-Policy forbids eval, even Playwright's."""
+    page.wait_for_function(f"(a) => {{ const p = document.querySelector('#player'); return {condition}; }}", arg=arg)
+
+
 def _player(page) -> dict:
     return page.evaluate("""() => { const p = document.querySelector('#player');
         return {t: p.currentTime, paused: p.paused, duration: p.duration, src: p.currentSrc}; }""")
@@ -119,8 +132,7 @@ def test_upload_shows_progress_and_a_full_queue_as_a_wait(page, client, dialogue
         page.locator("[name=speakers]").fill("2")
         screens(page, "upload")
         page.get_by_role("button", name="Start dubbing").click()
-        page.wait_for_url(re.compile(r"#/jobs/[A-Za-z0-9_-]{22}$"))
-        job_id = page.url.rsplit("/", 1)[1]
+        job_id = _accepted(page)
 
         synth = page.locator('[data-stage="synthesize:pt-br"]')
         expect(synth.locator(".count")).to_have_text(re.compile(r"^0 / \d+$"))
@@ -187,17 +199,17 @@ def test_review_plays_switches_language_and_downloads(page, client, done_job, co
             assert block.evaluate(f"b => b.classList.contains('{mark}')") == (flag in line["flags"]), (flag, line)
 
     # the browser decoded the dub and it is as long as the recording; the waveform is drawn
-    page.wait_for_function(f"Math.abs(document.querySelector('#player').duration - {duration}) < 0.05")
+    _until(page, "Math.abs(p.duration - a) < 0.05", duration)
     expect(page.locator("#wave canvas").first).to_be_attached()
     expect(page.locator("input[name=track][value='pt-br']")).to_be_checked()
 
     # keyboard: space plays and pauses, arrows move from line to line
     page.locator("#main").focus()
     page.keyboard.press("Space")
-    page.wait_for_function("(() => { const p = document.querySelector('#player'); return !p.paused && p.currentTime > 0.3 })()")
+    _until(page, "!p.paused && p.currentTime > 0.3")
     expect(page.locator("#play")).to_have_text("Pause")
     page.keyboard.press("Space")
-    page.wait_for_function("document.querySelector('#player').paused")
+    _until(page, "p.paused")
     now = _player(page)["t"]
     ordered = sorted(lines, key=lambda line: line["start_s"])
     after = [line for line in ordered if line["start_s"] >= now - 0.01]
@@ -217,18 +229,16 @@ def test_review_plays_switches_language_and_downloads(page, client, done_job, co
     # a click plays the line from its start
     target = ordered[len(ordered) // 2]
     page.locator(f'.block[data-line="{target["utterance_id"]}"]').click()
-    page.wait_for_function(
-        f"(() => {{ const p = document.querySelector('#player'); return !p.paused && p.currentTime > {target['start_s']} + 0.2 }})()"
-    )
+    _until(page, "!p.paused && p.currentTime > a + 0.2", target["start_s"])
     screens(page, "review-playing")
     page.locator("#play").click()
-    page.wait_for_function("document.querySelector('#player').paused")
+    _until(page, "p.paused")
 
     # the language switch keeps the moment: the original plays from where the dub was, with the source lines
     before = _player(page)
     page.locator("input[name=track][value=original]").check()
-    page.wait_for_function(f"document.querySelector('#player').currentSrc !== {before['src']!r}")
-    page.wait_for_function(f"Math.abs(document.querySelector('#player').duration - {duration}) < 0.05")
+    _until(page, "p.currentSrc !== a", before["src"])
+    _until(page, "Math.abs(p.duration - a) < 0.05", duration)
     assert _player(page)["t"] == pytest.approx(before["t"], abs=0.05)
     expect(page.locator(".block")).to_have_count(len(manifest["utterances"]))
     first = manifest["utterances"][0]
@@ -253,13 +263,6 @@ def test_review_plays_switches_language_and_downloads(page, client, done_job, co
     assert console.take() == []
 
 
-def _tone(path, seconds: float):
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-                    f"sine=frequency=300:duration={seconds}", "-c:a", "libmp3lame", "-b:a", "8k", str(path)],
-                   check=True)  # fmt: skip
-    return path
-
-
 def test_errors_are_sentences_not_stack_traces(page, client, dialogue, console, screens, tmp_path):
     from playwright.sync_api import expect
 
@@ -267,7 +270,7 @@ def test_errors_are_sentences_not_stack_traces(page, client, dialogue, console, 
     not_audio.write_text("These are meeting notes, not a recording.\n" * 20)
     cases = [
         (not_audio, {}, 415, "This file cannot be dubbed: "),
-        (_tone(tmp_path / "long.mp3", MAX_DURATION_S + 5), {}, 413, "Too large: "),
+        (tone(tmp_path / "long.mp3", MAX_DURATION_S + 5), {}, 413, "Too large: "),
         (dialogue.path, {"min_speakers": 3, "max_speakers": 2}, 422, "Please check the settings: "),
     ]
     page.goto("/")
@@ -304,10 +307,10 @@ def test_phone_width_keeps_everything_reachable(chromium, serve_port, done_job, 
         phone.goto(f"/#/jobs/{done_job}")
         expect(phone.locator("#review")).to_be_visible()
         expect(phone.locator(".block").first).to_be_visible()
-        for page_width in phone.evaluate("[document.documentElement.scrollWidth, document.body.scrollWidth]"):
+        for page_width in phone.evaluate("() => [document.documentElement.scrollWidth, document.body.scrollWidth]"):
             assert page_width <= PHONE["width"]  # the timeline scrolls inside itself, never the page sideways
         phone.locator(".block").first.click()
-        phone.wait_for_function("!document.querySelector('#player').paused")
+        _until(phone, "!p.paused")
         screens(phone, "phone-review")
     finally:
         context.close()

@@ -161,6 +161,12 @@ export async function mediaUrl(link) {
   return blobs.get(link);
 }
 
+// Free the tracks held in memory (a review that closes or reloads).
+export function forgetMedia() {
+  for (const pending of blobs.values()) pending.then((href) => URL.revokeObjectURL(href), () => {});
+  blobs.clear();
+}
+
 // Save a file: a plain link when no key is needed; otherwise fetched with the key and saved from memory.
 export async function download(link, filename) {
   const anchor = document.createElement("a");

@@ -5,6 +5,12 @@ import { formatDate, el, statusLabel } from "./ui.js";
 
 const LIST_POLL_MS = 3000;
 
+// 10800 -> "3 h", 900 -> "15 min", 20 -> "20 s"
+function duration(seconds) {
+  if (seconds >= 3600) return `${+(seconds / 3600).toFixed(1)} h`;
+  return seconds >= 60 ? `${Math.round(seconds / 60)} min` : `${Math.round(seconds)} s`;
+}
+
 export class Home {
   constructor(root, { onJob }) {
     this.root = root;
@@ -46,8 +52,7 @@ export class Home {
     const source = this.form.querySelector("select[name=source_language]");
     source.replaceChildren(el("option", { value: "" }, "Detect it"));
     for (const lang of this.info.sources) source.append(el("option", { value: lang.code }, `${lang.name} (${lang.code})`));
-    const hours = this.info.max_duration_s / 3600;
-    const longest = hours >= 1 ? `${+hours.toFixed(1)} h` : `${Math.round(this.info.max_duration_s / 60)} min`;
+    const longest = duration(this.info.max_duration_s);
     this.root.querySelector("#upload-limits").textContent =
       `Audio or video, up to ${this.info.max_upload_mb} MB and ${longest}. Profile: ${this.info.profile}.`;
   }
@@ -65,6 +70,7 @@ export class Home {
     this.jobs.replaceChildren(...jobs.map((job) => this.row(job)));
     this.empty.textContent = "No jobs yet: dub a recording above.";
     this.empty.hidden = jobs.length > 0;
+    this.jobs.closest("table").hidden = jobs.length === 0;
     if (jobs.some((job) => !["done", "failed"].includes(job.status))) {
       this.timer = setTimeout(() => this.refresh(), LIST_POLL_MS);
     }

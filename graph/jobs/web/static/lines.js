@@ -7,7 +7,8 @@ function number(value, fallback) {
 
 const MARKED = new Set(["stretched", "shifted", "truncated", "cut", "synthesis_failed"]);
 
-// What was done to a dubbed line to fit its slot, as marks a person reads: kind (for the colour) and text.
+// What was done to a dubbed line to fit its slot, as marks: kind (the colour), text (what a person reads) and
+// short (what fits on a small block).
 export function marksOf(line) {
   const flags = new Set(line.flags ?? []);
   const start = number(line.start_s, 0);
@@ -16,17 +17,19 @@ export function marksOf(line) {
   const lost = number(line.lost_s, 0);
   const marks = [];
   if (flags.has("stretched") || Math.abs(rate - 1) > 0.01) {
-    marks.push({ kind: "stretched", text: `${rate >= 1 ? "sped up" : "slowed"} ×${rate.toFixed(2)}` });
+    const text = `${rate >= 1 ? "sped up" : "slowed"} ×${rate.toFixed(2)}`;
+    marks.push({ kind: "stretched", text, short: `×${rate.toFixed(2)}` });
   }
   if (flags.has("shifted") || Math.abs(shift) >= 0.02) {
-    marks.push({ kind: "shifted", text: `shifted ${shift >= 0 ? "+" : "−"}${Math.abs(shift).toFixed(2)} s` });
+    const by = `${shift >= 0 ? "+" : "−"}${Math.abs(shift).toFixed(2)} s`;
+    marks.push({ kind: "shifted", text: `shifted ${by}`, short: by });
   }
   if (flags.has("truncated") || flags.has("cut") || lost > 0) {
-    marks.push({ kind: "cut", text: lost > 0 ? `cut: ${lost.toFixed(2)} s lost` : "cut short" });
+    marks.push({ kind: "cut", text: lost > 0 ? `cut: ${lost.toFixed(2)} s lost` : "cut short", short: "cut" });
   }
-  if (flags.has("synthesis_failed")) marks.push({ kind: "failed", text: "voicing failed: silent" });
+  if (flags.has("synthesis_failed")) marks.push({ kind: "failed", text: "voicing failed: silent", short: "failed" });
   for (const flag of flags) {
-    if (!MARKED.has(flag)) marks.push({ kind: "note", text: flag.replaceAll("_", " ") });
+    if (!MARKED.has(flag)) marks.push({ kind: "note", text: flag.replaceAll("_", " "), short: "•" });
   }
   return marks;
 }

@@ -3,12 +3,14 @@
 // every file to download. The <audio> element is the clock; a video follows it.
 
 import WaveSurfer from "./vendor/wavesurfer.esm.js";
-import { download, explain, hasKey, mediaUrl } from "./api.js";
+import { download, explain, forgetMedia, hasKey, mediaUrl } from "./api.js";
 import { byStart, dubbedLine, sourceLine } from "./lines.js";
 import { el, formatTime } from "./ui.js";
 
 const WAVE_MAX_S = 20 * 60; // longer tracks play without a waveform (the browser would decode all of it)
 const VIDEO_DRIFT_S = 0.2;
+const MIN_FIT_PPS = 20; // pixels per second below which blocks are too small: zoom to READABLE_PPS instead
+const READABLE_PPS = 25; // one of the zoom choices
 const VIDEO = /\.(mp4|m4v|mov|mkv|webm)$/i;
 const KINDS = {
   wav: "audio (WAV)",
@@ -27,14 +29,15 @@ function fileName(link) {
   return decodeURIComponent(new URL(link, document.baseURI).pathname.split("/").pop());
 }
 
-// Every link in a job's links (nested by language and format), in order.
-function allLinks(links) {
+// Every link in a job's links (nested by language and format): the languages' files first.
+function allLinks({ languages, ...others }) {
   const found = [];
   const walk = (value) => {
     if (typeof value === "string") found.push(value);
     else if (value && typeof value === "object") Object.values(value).forEach(walk);
   };
-  walk(links);
+  walk(languages);
+  walk(others);
   return [...new Set(found)];
 }
 
@@ -86,9 +89,14 @@ export class Review {
     this.downloads.replaceChildren();
     this.details.replaceChildren();
     this.linesByTrack.clear();
+    this.lines = [];
+    this.blocks = [];
     this.track = null;
     this.current = -1;
     this.problem("");
+    this.player.removeAttribute("src");
+    this.video.removeAttribute("src");
+    forgetMedia();
   }
 
   pause() {
@@ -118,6 +126,8 @@ export class Review {
     this.showDownloads(allLinks(links));
     await this.showVideo(allLinks(links).find((link) => VIDEO.test(fileName(link))), fresh);
     this.root.hidden = false;
+    // The whole recording in view unless that makes lines too small to read or click (a phone, a long file).
+    this.zoom.value = this.timeline.clientWidth / this.duration < MIN_FIT_PPS ? String(READABLE_PPS) : "0";
     const first = this.tracks.find((track) => track.id !== "original") ?? this.tracks[0];
     if (first) await this.selectTrack(this.track && this.tracks.some((t) => t.id === this.track) ? this.track : first.id);
   }
@@ -161,8 +171,7 @@ export class Review {
     this.track = id;
     for (const input of this.trackChoice.querySelectorAll("input")) input.checked = input.value === id;
     this.root.dataset.track = id;
-    this.lines = this.linesByTrack.get(id) ?? [];
-    this.drawLanes();
+    this.redraw(this.linesByTrack.get(id) ?? []);
     this.onTrack(id);
     this.problem("");
     try {
@@ -209,11 +218,17 @@ export class Review {
   // A language's lines as a line-editing server has them now (stale and locked marks included).
   replaceLines(track, lines) {
     this.linesByTrack.set(track, lines);
-    if (track !== this.track) return;
+    if (track === this.track) this.redraw(lines);
+  }
+
+  // New lines on the timeline, the same line (by id) still selected when it is among them.
+  redraw(lines) {
     const selected = this.lines[this.current]?.id;
     this.lines = lines;
-    this.current = lines.findIndex((line) => line.id === selected);
+    this.current = selected === undefined ? -1 : lines.findIndex((line) => line.id === selected);
     this.drawLanes();
+    if (this.current >= 0) this.showDetails(this.lines[this.current], this.current);
+    else this.details.replaceChildren();
   }
 
   drawLanes() {
@@ -224,8 +239,7 @@ export class Review {
       return block;
     });
     this.lanes.replaceChildren(...[...lanes.values()].map((lane) => lane.node));
-    this.current = Math.min(this.current, this.lines.length - 1);
-    if (this.current >= 0) this.mark(this.current);
+    this.mark(this.current);
     this.layout();
   }
 
@@ -243,7 +257,7 @@ export class Review {
 
   block(line, i) {
     const pct = (s) => `${(100 * s) / this.duration}%`;
-    const marks = line.marks.map((mark) => el("span", { class: `mark ${mark.kind}`, title: mark.text }, mark.text));
+    const marks = line.marks.map((mark) => el("span", { class: `mark ${mark.kind}`, title: mark.text }, mark.short));
     const state = [line.stale && "edited, not yet regenerated", line.locked && "locked"].filter(Boolean);
     const label = `Line ${i + 1} of ${this.lines.length}, ${line.speaker}, ${formatTime(line.start)} to ${formatTime(line.end)}: ${line.text}` +
       (line.marks.length || state.length ? ` (${[...line.marks.map((m) => m.text), ...state].join(", ")})` : "");
