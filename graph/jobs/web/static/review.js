@@ -123,8 +123,9 @@ export class Review {
     }
     this.speakers = [...new Set([...(manifest.speakers ?? []), ...[...this.linesByTrack.values()].flat().map((l) => l.speaker)])];
     this.showTrackChoice();
-    this.showDownloads(allLinks(links));
-    await this.showVideo(allLinks(links).find((link) => VIDEO.test(fileName(link))), fresh);
+    const files = allLinks(links).map(fresh);
+    this.showDownloads(files);
+    await this.showVideo(files.find((link) => VIDEO.test(fileName(link))));
     this.root.hidden = false;
     // The whole recording in view unless that makes lines too small to read or click (a phone, a long file).
     this.zoom.value = this.timeline.clientWidth / this.duration < MIN_FIT_PPS ? String(READABLE_PPS) : "0";
@@ -156,9 +157,9 @@ export class Review {
     );
   }
 
-  async showVideo(link, fresh) {
+  async showVideo(link) {
     this.video.hidden = !link;
-    if (link) this.video.src = await mediaUrl(fresh(link));
+    if (link) this.video.src = await mediaUrl(link);
     else this.video.removeAttribute("src");
   }
 
