@@ -1,14 +1,15 @@
 # dubgraph: `make demo` sets everything up and dubs the example conversation; `make test` runs the tests.
 PY := .venv/bin/python
-SYSTEM_PACKAGES := ffmpeg espeak-ng sox libsndfile1
+# chromium: the review page's browser tests drive it (Playwright, this executable; no browser is downloaded)
+SYSTEM_PACKAGES := ffmpeg espeak-ng sox libsndfile1 chromium
 DEMO_OUT ?= out/demo
 
-.PHONY: setup system-deps demo test bench gpu-check models clean
+.PHONY: setup system-deps demo test bench gpu-check models vendor-web clean
 
 setup: system-deps .venv/.synced
 
 system-deps:
-	@missing=$$(for p in ffmpeg espeak-ng sox; do command -v $$p >/dev/null || echo $$p; done); \
+	@missing=$$(for p in ffmpeg espeak-ng sox chromium; do command -v $$p >/dev/null || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages: $(SYSTEM_PACKAGES)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -34,6 +35,10 @@ models: setup
 
 test: setup
 	.venv/bin/pytest -q
+
+# The review page's vendored JavaScript, exactly the versions and checksums in graph/jobs/web/static/vendor/VERSIONS.
+vendor-web:
+	scripts/vendor_web.sh
 
 bench: setup
 	$(PY) -m bench.run

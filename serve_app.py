@@ -14,7 +14,7 @@ import json
 import os
 import time
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
@@ -23,9 +23,10 @@ from ray.serve import Application
 from actors.serving import Diarizer, Separator, Synthesizer, Transcriber, Translator, profile_with, serve_stages
 from graph.errors import DubError, JobNotFound, RequestTooLarge
 from graph.jobs import http as api
+from graph.jobs.page import install_page
 from graph.jobs.runner import JobRunner, Limits
 from graph.jobs.store import JobStore
-from graph.languages import language
+from graph.languages import LANGUAGES, language
 from graph.media.outputs import MANIFEST
 from graph.options import TranslateOptions
 
@@ -87,16 +88,20 @@ class DubIngress:
         route = app.add_api_route
         route("/v1/dubs", self.create_dub, methods=["POST"], status_code=202, dependencies=guard,
               openapi_extra=_DUB_BODY, summary="Start a dub job")
+        route("/v1/dubs", self.list_dubs, methods=["GET"], dependencies=guard, summary="Recent jobs, newest first")
         route("/v1/dubs/{job_id}", self.get_dub, methods=["GET"], dependencies=guard, summary="Job status")
         route("/v1/dubs/{job_id}", self.delete_dub, methods=["DELETE"], dependencies=guard,
               summary="Cancel a job and delete its files")
         route("/v1/dubs/{job_id}/{name}", self.get_artifact, methods=["GET"], dependencies=guard,
-              summary="A finished job's <lang>.wav|flac|srt|vtt|mp4|mov|mkv|webm, dubbed.<video format> or "
-                    "manifest.json (Range supported)")
+              summary="A finished job's <lang>.wav|flac|srt|vtt|mp4|mov|mkv|webm, dubbed.<video format>, "
+                      "original.flac or manifest.json (Range supported)")
         route("/v1/translate", self.translate, methods=["POST"], dependencies=guard,
               response_model=api.TranslateResponse, summary="Translate texts (never queued behind jobs)")
+        route("/v1/info", self.info, methods=["GET"], dependencies=guard,
+              summary="What this server dubs: profile, languages, limits")
         route("/healthz", self.healthz, methods=["GET"], summary="The process is up")
         route("/readyz", self.readyz, methods=["GET"], summary="Every deployment is up, models loaded")
+        install_page(app)
         return app
 
     async def create_dub(self, request: Request) -> JSONResponse:
@@ -106,6 +111,19 @@ class DubIngress:
             record = await self.runner.submit(options, saver)
         location = f"{request.scope.get('root_path', '')}/v1/dubs/{record.id}"
         return JSONResponse(self._status(request, record.id), 202, {"Location": location})
+
+    async def list_dubs(self, limit: int = Query(50, ge=1, le=500)) -> dict:
+        return {"jobs": self.runner.recent(limit)}
+
+    async def info(self) -> dict:
+        args, profile = self.args, self.profile
+        return {
+            "profile": profile.name,
+            "sources": [{"code": c, "name": LANGUAGES[c].name} for c in profile.sources],
+            "targets": [{"code": c, "name": LANGUAGES[c].name} for c in profile.targets],
+            "max_upload_mb": args.max_upload_mb,
+            "max_duration_s": args.max_duration_s,
+        }
 
     async def get_dub(self, request: Request, job_id: str) -> dict:
         return self._status(request, job_id)
@@ -162,8 +180,9 @@ class DubIngress:
         if status is None:
             raise JobNotFound(f"no job {job_id!r}")
         if status["status"] == "done":
-            manifest = json.loads((self.runner.store.out_dir(job_id) / MANIFEST).read_text())
-            status["links"] = api.links(request.scope.get("root_path", ""), job_id, manifest)
+            out_dir = self.runner.store.out_dir(job_id)
+            manifest = json.loads((out_dir / MANIFEST).read_text())
+            status["links"] = api.links(request.scope.get("root_path", ""), job_id, manifest, out_dir)
         return status
 
 

@@ -38,6 +38,7 @@ from graph.errors import (
 )
 from graph.jobs.runner import JobQueueFull
 from graph.languages import parse_targets
+from graph.media.original import ORIGINAL
 from graph.media.outputs import MANIFEST
 from graph.options import DubOptions, from_dict
 
@@ -308,23 +309,26 @@ def artifact(out_dir: Path, name: str) -> tuple[Path, str]:
     """Path and media type of one of a finished job's files, by its public name (``pt-br.wav``, ``dubbed.mp4``,
     ``manifest.json``)."""
     match = ARTIFACT.match(name)
-    if name != MANIFEST and match is None:
+    if name not in (MANIFEST, ORIGINAL) and match is None:
         raise JobNotFound(f"no artifact {name!r}: ask for <language>.wav|flac|srt|vtt|mp4|mov|mkv|webm, "
-                          f"dubbed.mp4|mov|mkv|webm or {MANIFEST}")
+                          f"dubbed.mp4|mov|mkv|webm, {ORIGINAL} or {MANIFEST}")
     path = out_dir / name
     if not path.is_file():
         raise JobNotFound(f"this job has no {name} (the formats and targets it was asked for are in its status)")
-    return path, MEDIA_TYPES["json" if match is None else match["fmt"]]
+    return path, MEDIA_TYPES[Path(name).suffix[1:] if match is None else match["fmt"]]
 
 
-def links(base: str, job_id: str, manifest: dict[str, Any]) -> dict[str, Any]:
+def links(base: str, job_id: str, manifest: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """URLs of the files a finished job wrote (its manifest lists them): per language and format, the video that
-    carries every language, and the manifest."""
+    carries every language, the manifest, and the original's listening copy when the job has one."""
     prefix = f"{base}/v1/dubs/{job_id}"
     video = (manifest.get("video") or {}).get("files") or {}
-    return {
+    found = {
         "manifest": f"{prefix}/{MANIFEST}",
         "languages": {lang: {fmt: f"{prefix}/{name}" for fmt, name in out.get("files", {}).items()}
                       for lang, out in (manifest.get("languages") or {}).items()},
         "video": {fmt: f"{prefix}/{name}" for fmt, name in video.items()},
     }
+    if (out_dir / ORIGINAL).is_file():
+        found["original"] = f"{prefix}/{ORIGINAL}"
+    return found

@@ -17,6 +17,7 @@ from typing import Any
 from graph import audio
 from graph.errors import AudioTooLarge, DubError, QueueFull, user_error
 from graph.jobs.store import JobRecord, JobStore
+from graph.media.original import write_original
 from graph.media.outputs import remove_outputs
 from graph.options import DubOptions, from_dict, to_dict
 from graph.run.checkpoint import Checkpoint
@@ -74,6 +75,19 @@ class _JobWarnings(logging.Handler):
             job_id, text = message[1:].split("] ", 1)
             if job_id in self.runner.progress:
                 self.runner.store.add_event(job_id, record.levelname.lower(), text)
+
+
+def _summary(record: JobRecord) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "id": record.id,
+        "status": record.status,
+        "created_s": round(record.created_s, 3),
+        "updated_s": round(record.updated_s, 3),
+        "targets": list(record.options.get("targets", ())),
+    }
+    if record.error:
+        summary["error"] = record.error
+    return summary
 
 
 class JobRunner:
@@ -149,19 +163,12 @@ class JobRunner:
         record = self.store.get(job_id)
         if record is None:
             return None
-        status: dict[str, Any] = {
-            "id": record.id,
-            "status": record.status,
-            "created_s": round(record.created_s, 3),
-            "updated_s": round(record.updated_s, 3),
-            "targets": list(record.options.get("targets", ())),
-            "runs": record.runs,
-            "progress": self.progress.get(job_id, {}),
-            "log": self.store.events(job_id),
-        }
-        if record.error:
-            status["error"] = record.error
-        return status
+        return {**_summary(record), "runs": record.runs, "progress": self.progress.get(job_id, {}),
+                "log": self.store.events(job_id)}  # fmt: skip
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The newest jobs, newest first, without their progress and log (``status`` has those)."""
+        return [_summary(record) for record in self.store.recent(limit)]
 
     async def delete(self, job_id: str) -> bool:
         """Cancel the job if it runs, then delete its row and files; False when there is no such job."""
@@ -208,12 +215,20 @@ class JobRunner:
             return
         if checkpoint.hits:
             self.store.add_event(job_id, "info", f"resumed: {checkpoint.hits} finished units reused from before")
+        await self._keep_original(job_id, job.input, job.max_duration_s)
         self.store.set_status(job_id, "done")
         cleanup = asyncio.ensure_future(asyncio.to_thread(self.store.drop_work_files, job_id, record.input_name))
         self._cleanups.add(cleanup)
         cleanup.add_done_callback(self._cleanups.discard)
         await asyncio.shield(cleanup)  # a closing runner must not cancel it before its thread starts
         log.info("[%s] done", job_id)
+
+    async def _keep_original(self, job_id: str, input_path: str | Path, max_duration_s: float | None) -> None:
+        """A listening copy of the input beside the dubs (the review page plays it); a job is done without it."""
+        try:
+            await asyncio.to_thread(write_original, input_path, self.store.out_dir(job_id), max_duration_s)
+        except Exception as exc:
+            log.warning("[%s] no listening copy of the original: %s", job_id, _brief(exc))
 
     def _progress(self, event: Event) -> None:
         stages = self.progress.get(event.job_id)

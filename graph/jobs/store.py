@@ -91,6 +91,10 @@ class JobStore:
         """Queued and running jobs, oldest first."""
         return [_record(r) for r in self._exec("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_s", *ACTIVE)]
 
+    def recent(self, limit: int) -> list[JobRecord]:
+        """The newest ``limit`` jobs, newest first."""
+        return [_record(r) for r in self._exec("SELECT * FROM jobs ORDER BY created_s DESC LIMIT ?", limit)]
+
     def count(self, status: str) -> int:
         return self._exec("SELECT COUNT(*) FROM jobs WHERE status = ?", status)[0][0]
 

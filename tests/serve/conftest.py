@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -61,3 +62,11 @@ def submit(client: httpx.Client, path: Path, targets: str = "pt-br", **fields) -
         response = client.post("/v1/dubs", files=files, data={"targets": targets, **fields})
     assert response.status_code == 202, response.text
     return response.json()["id"]
+
+
+def tone(path: Path, seconds: float) -> Path:
+    """A small MP3 of a steady tone, ``seconds`` long: audio that is valid but has no speech."""
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"sine=frequency=300:duration={seconds}", "-c:a", "libmp3lame", "-b:a", "8k", str(path)],
+                   check=True)  # fmt: skip
+    return path

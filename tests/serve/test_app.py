@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import subprocess
 import time
 
 import numpy as np
@@ -17,7 +16,7 @@ import ray
 import soundfile as sf
 
 from tests.fixtures import make_dialogue
-from tests.serve.conftest import APP, deploy, submit, wait_for
+from tests.serve.conftest import APP, deploy, submit, tone, wait_for
 from tests.serve.synth import control
 
 KEY = "serve-test-key"
@@ -75,13 +74,6 @@ def test_dub_sample_end_to_end(client, sample_wav):
     assert ranged.headers["Content-Range"] == f"bytes 100-199/{len(files['pt-br.wav'])}"
 
 
-def _tone(path, seconds: float):
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-                    f"sine=frequency=300:duration={seconds}", "-c:a", "libmp3lame", "-b:a", "8k", str(path)],
-                   check=True)  # fmt: skip
-    return path
-
-
 def _chunks(total: int):
     yield b'--b\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n\r\n'
     for _ in range(total // 2**16):
@@ -90,7 +82,7 @@ def _chunks(total: int):
 
 def test_every_error_is_json_and_the_server_keeps_serving(client, sample_wav, tmp_path):
     wav = sample_wav.read_bytes()
-    long_mp3 = _tone(tmp_path / "long.mp3", 130).read_bytes()
+    long_mp3 = tone(tmp_path / "long.mp3", 130).read_bytes()
 
     def dub(data=None, audio=wav, name="a.wav", **kw):
         files = {"audio": (name, audio, "audio/wav")} if audio is not None else None

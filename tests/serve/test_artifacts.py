@@ -18,11 +18,13 @@ def test_video_artifacts_are_served_with_their_media_types(tmp_path):
         artifact(tmp_path, "dubbed.mp4")
 
 
-def test_links_are_the_files_the_manifest_lists():
+def test_links_are_the_files_the_manifest_lists(tmp_path):
     manifest = {"languages": {"pt-br": {"files": {"wav": "pt-br.wav", "mp4": "pt-br.mp4"}}},
                 "video": {"files": {"mkv": "dubbed.mkv"}}}
-    got = links("/root", "abc", manifest)
+    got = links("/root", "abc", manifest, tmp_path)
     assert got == {"manifest": "/root/v1/dubs/abc/manifest.json",
                    "languages": {"pt-br": {"wav": "/root/v1/dubs/abc/pt-br.wav", "mp4": "/root/v1/dubs/abc/pt-br.mp4"}},
                    "video": {"mkv": "/root/v1/dubs/abc/dubbed.mkv"}}
-    assert links("", "abc", {"languages": {}, "video": None})["video"] == {}
+    assert links("", "abc", {"languages": {}, "video": None}, tmp_path)["video"] == {}
+    (tmp_path / "original.flac").write_bytes(b"fLaC")
+    assert links("", "abc", manifest, tmp_path)["original"] == "/v1/dubs/abc/original.flac"

@@ -75,6 +75,13 @@ def test_a_job_runs_to_done_and_keeps_only_its_artifacts(recording, tmp_path):
     status = runner.status(job_id)
     assert status["status"] == "done" and status["runs"] == 1 and status["targets"] == ["pt-br"]
     assert runner.store.get("../" + job_id) is None and runner.status("x" * 22) is None
+    listed = {key: status[key] for key in ("id", "status", "created_s", "updated_s", "targets")}
+    assert runner.recent(5) == [listed]
+    # the review page's copy of the original: as long as the dub, so the two play in step
+    out = tmp_path / job_id / "out"
+    original, original_sr = sf.read(out / "original.flac", dtype="float32")
+    dub, dub_sr = sf.read(out / "pt-br.wav", dtype="float32")
+    assert original_sr == 16_000 and len(original) / original_sr == pytest.approx(len(dub) / dub_sr, abs=1e-3)
 
 
 def test_a_runner_closed_right_after_done_still_removes_the_work_files(recording, tmp_path):
