@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from actors.chatterbox.decode import _harmonic_source, fade_in
+from actors.chatterbox.decode import _harmonic_source, at_pace, fade_in
 
 
 @torch.inference_mode()
@@ -36,8 +36,9 @@ def tokens_to_wav_batch(
     max_padding: float = 0.1,
     autocast: torch.dtype | None = None,
     n_timesteps: int | None = None,
+    paces: Sequence[float] | None = None,
 ) -> list[torch.Tensor]:
-    """Waveforms (1, samples) on s3gen's device: each line's ``tokens_to_wav`` to float rounding.
+    """Waveforms (1, samples) on s3gen's device: each line's ``tokens_to_wav`` (at its pace) to float rounding.
 
     ``autocast`` runs the CFM estimator in that dtype (bf16 on a GPU); ``n_timesteps`` overrides chatterbox's CFM
     steps (fewer trade quality for speed). Neither changes the model.
@@ -51,7 +52,7 @@ def tokens_to_wav_batch(
         out = _flow(s3gen, [speech_tokens[j] for j in chunk], [refs[j] for j in chunk],
                     [generators[j] for j in chunk], steps, autocast)
         for j, mel in zip(chunk, out):
-            mels[j] = mel.to(dtype=dtype)
+            mels[j] = at_pace(mel.to(dtype=dtype), paces[j] if paces else 1.0)
     same_length: dict[int, list[int]] = defaultdict(list)
     for j, mel in enumerate(mels):
         same_length[mel.size(-1)].append(j)

@@ -43,6 +43,7 @@ S_PER_TEXT_TOKEN = 0.3  # ~4x the time a text token (character, jamo, Cangjie co
 MAX_NEW_TOKENS = 1000  # chatterbox's own cap
 REPETITION_PENALTY, MIN_P, TOP_P = 2.0, 0.05, 1.0  # ChatterboxMultilingualTTS.generate's defaults
 MIN_REFERENCE_S = 0.5
+PACES = (0.25, 4.0)  # speed-ups a line may be vocoded at
 PKUSEG_FIX = 'python -c "import spacy_pkuseg; spacy_pkuseg.pkuseg()"'
 
 
@@ -152,17 +153,20 @@ class Synthesizer:
         exaggeration: float = 0.5,
         cfg_weight: float = 0.5,
         temperature: float = 0.8,
+        pace: float = 1.0,
     ) -> Clip:
         """One line in the voice of ``conditionals``; ``language`` is a dubgraph code ("pt-br").
 
-        Text with nothing to say (empty, whitespace or punctuation only) returns a Clip of 0 samples.
+        ``pace``: how much faster than its natural pace the line is spoken (the same speech tokens, vocoded
+        from time-resampled mel frames: decode.at_pace). Text with nothing to say (empty, whitespace or
+        punctuation only) returns a Clip of 0 samples.
         """
         import torch
 
         from actors.chatterbox.decode import sample_speech_tokens, tokens_to_wav
 
         started = time.perf_counter()
-        text_tokens = self._line_tokens(text, language, temperature)
+        text_tokens = self._line_tokens(text, language, temperature, pace)
         if text_tokens is None:
             return self._silence()
         model = self._model
@@ -178,12 +182,12 @@ class Synthesizer:
             tokens = self._speech_tokens(tokens, budget, text)
             if tokens.numel() == 0:
                 return self._silence()
-            clip = self._clip(tokens_to_wav(model.s3gen, tokens, conditionals.gen, generator))
+            clip = self._clip(tokens_to_wav(model.s3gen, tokens, conditionals.gen, generator, pace))
         log.debug("synthesized %d tokens (%.2f s) in %.2f s", tokens.numel(), clip.duration_s,
                   time.perf_counter() - started)
         return clip
 
-    def _line_tokens(self, text: str, language: str, temperature: float) -> "torch.Tensor | None":
+    def _line_tokens(self, text: str, language: str, temperature: float, pace: float = 1.0) -> "torch.Tensor | None":
         """(1, L) text tokens with T3's start/stop tokens on the model's device; None when there is nothing to say."""
         import torch.nn.functional as F
         from chatterbox.mtl_tts import punc_norm
@@ -193,6 +197,8 @@ class Synthesizer:
             return None
         if not temperature > 0:
             raise BadInput(f"temperature must be > 0, got {temperature}")
+        if not PACES[0] <= pace <= PACES[1]:
+            raise BadInput(f"pace must be between {PACES[0]} and {PACES[1]}, got {pace}")
         hp = self._model.t3.hp
         with self._text_lock:  # chatterbox's ja/he/ru/zh helpers are lazily created module globals
             text_tokens = self._model.tokenizer.text_to_tokens(punc_norm(text), language_id=language_id)
@@ -261,7 +267,7 @@ class Synthesizer:
         clips = [self._silence() for _ in requests]
         lines, index = [], []
         for i, request in enumerate(requests):
-            text_tokens = self._line_tokens(request.text, request.language, request.temperature)
+            text_tokens = self._line_tokens(request.text, request.language, request.temperature, request.pace)
             if text_tokens is None:
                 continue
             generator = torch.Generator(device=self._device).manual_seed(request.seed)
@@ -282,7 +288,8 @@ class Synthesizer:
             keep = [k for k in keep if speech[k].numel()]
             wavs = tokens_to_wav_batch(self._model.s3gen, [speech[k] for k in keep],
                                        [requests[index[k]].conditionals.gen for k in keep],
-                                       [lines[k].generator for k in keep])
+                                       [lines[k].generator for k in keep],
+                                       paces=[requests[index[k]].pace for k in keep])
         for k, wav in zip(keep, wavs):
             clips[index[k]] = self._clip(wav)
         log.debug("synthesized %d lines (%.2f s of audio) in %.2f s", len(keep), sum(c.duration_s for c in clips),

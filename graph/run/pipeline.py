@@ -1,7 +1,8 @@
 """The dubbing DAG over stage handles (see ``graph.run.stages``): the same code for Serve, actor pools and tests.
 
 decode -> (ASR || diarization) -> utterances -> per speaker: reference -> conditionals (once, one object)
-       -> per language, all at once: translate -> synthesize every line (fan-out) -> fit -> render -> files
+       -> per language, all at once: translate -> voice every line (fan-out, duration-aware) -> solve the timeline
+       -> re-voice what the solver asks for -> fit -> render -> measure onsets in the audio -> files
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from graph.media.outputs import check_writable, write_language, write_manifest
 from graph.options import DubOptions, to_dict
 from graph.run.checkpoint import Checkpoint, key_of
 from graph.run.lines import LineVoicer
+from graph.run.placing import place_language, with_heard
 from graph.run.stages import Stage
 from graph.timeline.assign import build_utterances
 from graph.timeline.references import Reference, pick_reference
 from graph.timeline.render import Placement, ducked_background, render_track, speaker_levels
-from graph.timeline.timing import window_ends
-from graph.types import Clip, LanguageOutput, SpeakerTurn, Transcript, Translation, Utterance
+from graph.timeline.onsets import measure_placed
+from graph.types import Clip, LanguageOutput, SpeakerTurn, Transcript, Translation
 
 log = logging.getLogger(__name__)
 
@@ -133,42 +135,34 @@ async def dub(
         conds = await _conditionals(job, stages, source, utterances, turns, store, conditionals, emit)
 
     levels = speaker_levels(analysis, utterances)
-    windows = window_ends(utterances, analysis.duration_s)
     background = None
     if opts.background:
         bed_source = await asyncio.to_thread(audio.decode, job.input, OUTPUT_SR, job.max_duration_s)
         background = ducked_background(bed_source.samples, OUTPUT_SR, utterances)
+    voices = {speaker: (voice.key, voice.ref) for speaker, voice in conds.items()}
 
     async def one_language(lang: str) -> LanguageOutput:
         translations = await _translate(job, stages, utterances, source_language, lang, store, clock, emit)
         voicer = LineVoicer(stages.synthesizer, opts, lang, OUTPUT_SR, store, job.job_id)
         done = 0
-        total = len(utterances)
-        emit(f"synthesize:{lang}", 0, total)
+        emit(f"synthesize:{lang}", 0, len(utterances))
 
-        async def line(u: Utterance):
+        def voiced() -> None:
             nonlocal done
-            voice = conds[u.speaker]
-            placed = await voicer.voice(u, translations[u.id], (voice.key, voice.ref), windows[u.id])
             done += 1
-            emit(f"synthesize:{lang}", done, total)
-            return placed
+            emit(f"synthesize:{lang}", done, len(utterances))
 
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(line(u) for u in utterances))
+        results = await place_language(voicer, utterances, translations, voices, analysis.duration_s, opts.timing,
+                                       voiced)
         clock.stage_s[f"synthesize:{lang}"] = round(time.perf_counter() - t0, 3)
         with clock.timed(f"render:{lang}"):
-            track = await asyncio.to_thread(
-                render_track,
-                [Placement(p.speaker, p.start_s, samples) for p, samples in results],
-                analysis.duration_s,
-                OUTPUT_SR,
-                levels,
-                background,
-            )
-            output = await asyncio.to_thread(
-                write_language, out_dir, lang, track, OUTPUT_SR, [p for p, _ in results], opts.formats
-            )
+            placements = [Placement(p.speaker, p.start_s, samples) for p, samples in results]
+            track = await asyncio.to_thread(render_track, placements, analysis.duration_s, OUTPUT_SR, levels,
+                                            background)
+            heard = await asyncio.to_thread(measure_placed, placements, analysis.duration_s, OUTPUT_SR)
+            lines = [with_heard(p, h.onset_s, h.end_s) for (p, _), h in zip(results, heard)]
+            output = await asyncio.to_thread(write_language, out_dir, lang, track, OUTPUT_SR, lines, opts.formats)
         emit(f"render:{lang}", 1, 1)
         return output
 

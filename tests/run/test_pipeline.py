@@ -76,14 +76,14 @@ class ToneVoice:
         spectrum = np.abs(np.fft.rfft(reference))
         return {"f0": float(np.argmax(spectrum) * sr / len(reference))}
 
-    def synthesize(self, text, language, conds, seed, exaggeration, cfg_weight, temperature):
+    def synthesize(self, text, language, conds, seed, exaggeration, cfg_weight, temperature, pace):
         with self.lock:
             self.calls += 1
             for key in self.fail:
                 if key in text and self.fail[key] > 0:
                     self.fail[key] -= 1
                     raise RuntimeError("replica went away")
-        t = np.arange(int(0.05 * len(text) * OUT_SR)) / OUT_SR
+        t = np.arange(int(0.05 * len(text) / pace * OUT_SR)) / OUT_SR
         return Clip((0.2 * np.sin(2 * np.pi * conds["f0"] * t)).astype(np.float32), OUT_SR)
 
 

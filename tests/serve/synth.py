@@ -67,14 +67,15 @@ def control():
 class CountingSynthesizer(EspeakSynthesizer):
     """EspeakSynthesizer whose every ``synthesize`` passes the control's gate and is counted."""
 
-    def synthesize(self, text, language, conditionals, seed=0, exaggeration=0.5, cfg_weight=0.5, temperature=0.8):
+    def synthesize(self, text, language, conditionals, seed=0, exaggeration=0.5, cfg_weight=0.5, temperature=0.8,
+                   pace=1.0):
         ctl = ray.get_actor(CONTROL_NAME, namespace=NAMESPACE)
         pid = os.getpid()
         if not ray.get(ctl.enter.remote(seed, pid)):
             raise RuntimeError(f"the test control refused the line with seed {seed}")
         done = False
         try:
-            clip = super().synthesize(text, language, conditionals, seed, exaggeration, cfg_weight, temperature)
+            clip = super().synthesize(text, language, conditionals, seed, exaggeration, cfg_weight, temperature, pace)
             done = True
             return clip
         finally:
