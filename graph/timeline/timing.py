@@ -18,7 +18,7 @@ from graph.types import Utterance
 
 PAD_S = 0.005  # silence kept before and after a take's speech
 FADE_S = 0.01  # fade where a line has to be cut
-PAUSE_S = 0.03  # a pause (where a cut may fall) is at least this long
+PAUSE_S = 0.06  # a pause (where a cut may fall) is at least this long: stop closures inside words are shorter
 NEAR_S = 1.0  # with no pause at all, a cut falls on the quietest frame this close to the limit
 
 
