@@ -105,6 +105,8 @@ def test_every_error_is_json_and_the_server_keeps_serving(client, sample_wav, tm
         (422, lambda: dub({"colour": "blue"})),
         (422, lambda: dub({"options": '{"nope": 1}'})),
         (422, lambda: dub({"options": "not json"})),
+        (422, lambda: dub({"options": '{"timing": {"max_stretch": 0.5}}'})),
+        (422, lambda: dub({"options": '{"timing": {"max_preroll_s": -1}}'})),
         (422, lambda: dub({"profile": "full"})),
         (422, lambda: dub(audio=None)),
         (422, lambda: dub({"path": "/etc/passwd"}, audio=None)),
@@ -133,6 +135,8 @@ def test_every_error_is_json_and_the_server_keeps_serving(client, sample_wav, tm
         good = client.post("/v1/translate", json={"texts": ["Good morning."], "target": "pt-br"})
         assert good.status_code == 200 and good.json()["translations"] == ["Bom dia."]
     assert dub({"targets": "xx"}).json()["error"]["supported"] == ["pt-br"]
+    bad_timing = dub({"options": '{"timing": {"max_stretch": 0.5, "max_shift_s": 2}}'}).json()["error"]["message"]
+    assert "max_stretch must be between 1 and max_rate" in bad_timing and "max_shift_s must be between 0 and 1" in bad_timing
     assert client.get("/healthz").json() == {"status": "ok"} and client.get("/readyz").json()["ready"] is True
 
     accepted = client.post("/v1/dubs", json={"path": str(sample_wav), "targets": "pt-br", "speakers": 2})
