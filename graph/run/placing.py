@@ -5,12 +5,13 @@
 2. Every other line gets the best-ranked candidate predicted to fit its slot (else the shortest) and is voiced,
    all at once, at the speed-up the solver predicts for it.
 3. The solver (graph/timeline/solver.py) places every line on its measured natural duration. A line that does
-   not fit its slot at natural pace is re-voiced with the candidate the same rule picks on its measured pace,
-   when that is another one; a line the solver must cut is re-voiced as the longest word prefix predicted to fit
-   (so a cut falls between words and ends with the voice's own intonation). Then the solver runs again.
+   not fit its slot even at ``max_stretch`` is re-voiced with the candidate the rule of step 2 picks on its
+   measured pace, when that is another one (within the speed-up bound, speed is cheaper than another take); a
+   line the solver must cut is re-voiced as the longest word prefix predicted to fit, so a cut falls between
+   words and ends with the voice's own intonation. Then the solver runs again.
 4. A line whose take is more than ``RETAKE`` longer or shorter than its plan is voiced again at a pace corrected
-   by the ratio (twice at most); a pitch-preserving stretch makes up the rest (graph/timeline/timing.py), and a cut that prediction still missed
-   falls at a pause in the audio.
+   by the ratio (``RETAKES`` times at most); a pitch-preserving stretch makes up the rest
+   (graph/timeline/timing.py), and a cut that prediction still missed falls at a pause in the audio.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from graph.timeline.timing import choose_candidate, fit_take, predicted_s, sourc
 from graph.types import PlacedLine, Translation, Utterance
 
 RETAKE = 0.1  # a take more than 10 % longer or shorter than its plan is voiced again, at a corrected pace
-RETAKES = 2  # at most this many times (a synthesizer's duration need not scale exactly with its pace)
+RETAKES = 2  # at most this many times (espeak-ng's duration does not scale exactly with its pace)
 PACES = (0.5, 2.5)  # speed-ups asked of a synthesizer (espeak-ng's words per minute stay within its range)
-ROUNDS = 3  # solve, re-voice (candidates, cuts), solve again: at most this many times
+ROUNDS = 2  # solve, re-voice (candidates, cuts), solve again: at most this many times
 
 
 @dataclass
@@ -124,7 +125,7 @@ def _revoice(line: _Line, plan: Plan, options: TimingOptions) -> tuple[str, floa
         return None
     measured = len(take.text.strip()) / take.natural_s  # this voice's characters per second on this line
     slot_s = line.u.duration_s
-    if "reselected" not in line.flags and line.uncut_s is None and take.natural_s > slot_s:
+    if "reselected" not in line.flags and line.uncut_s is None and take.natural_s > slot_s * options.max_stretch:
         better = choose_candidate(line.candidates, slot_s, measured)
         if better != line.chosen:
             line.chosen = better
