@@ -25,9 +25,9 @@ from graph.run.lines import LineVoicer
 from graph.run.placing import place_language, with_heard
 from graph.run.stages import Stage
 from graph.timeline.assign import build_utterances
+from graph.timeline.onsets import measure_placed
 from graph.timeline.references import Reference, pick_reference
 from graph.timeline.render import Placement, ducked_background, render_track, speaker_levels
-from graph.timeline.onsets import measure_placed
 from graph.types import Clip, LanguageOutput, SpeakerTurn, Transcript, Translation
 
 log = logging.getLogger(__name__)

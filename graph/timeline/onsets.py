@@ -1,7 +1,7 @@
 """Where lines are heard: onsets and ends found in rendered audio by their energy, never read from a plan.
 
-The pipeline measures each line on a bed-free stem of lines far enough apart to tell each one's edges (the
-manifest's ``onset_s`` and ``offset_s``); the tests and the bench measure the written tracks the same way. A frame is speech when it is within
+The pipeline measures each line on its own bed-free stem (the manifest's ``onset_s`` and ``offset_s``); the tests
+and the bench measure the written tracks the same way. A frame is speech when it is within
 ``SPEECH_DB`` of the loudest frame of the line's planned span and above ``FLOOR_DB``. An onset is the first speech
 frame after silence near the planned start; when sound runs without a silent frame into the window (another line
 right before it, or two speakers at once), the onset cannot be heard apart and is None. Ends likewise.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graph.timeline.render import Placement, render_track
+from graph.timeline.render import Placement
 
 FRAME_S = 0.005
 SPEECH_DB = 35.0
@@ -72,21 +72,17 @@ def measure_lines(track: np.ndarray, sr: int, spans: Sequence[tuple[float, float
 
 
 def measure_placed(placements: Sequence[Placement], total_s: float, sr: int) -> list[Heard]:
-    """Each placed line as heard on a bed-free stem, rendered like the track, of lines at least ``SEARCH_S`` apart
-    (so neither a line right before it nor another speaker at the same time hides its edges)."""
-    spans = [(p.start_s, p.start_s + len(p.samples) / sr) for p in placements]
-    stems: list[list[int]] = []
-    for i in sorted(range(len(spans)), key=lambda i: spans[i]):
-        stem = next((g for g in stems if spans[i][0] - max(spans[j][1] for j in g) >= SEARCH_S), None)
-        if stem is None:
-            stems.append([i])
-        else:
-            stem.append(i)
-    heard = [Heard(None, None)] * len(spans)
-    for stem in stems:
-        track = render_track([placements[i] for i in stem], total_s, sr, {})
-        for i, h in zip(stem, measure_lines(track, sr, [spans[i] for i in stem])):
-            heard[i] = h
+    """Each placed line heard on its own stem (the samples it adds to the track, where it adds them, up to the
+    track's end), so neither a line right before it nor another speaker at the same time hides its edges."""
+    pad, n_track = int(SEARCH_S * sr), int(round(total_s * sr))
+    heard = []
+    for p in placements:
+        start = int(round(p.start_s * sr))
+        samples = np.asarray(p.samples[: max(0, n_track - start)], dtype=np.float32)
+        stem = np.concatenate([np.zeros(pad, np.float32), samples, np.zeros(pad, np.float32)])
+        h = measure_lines(stem, sr, [(pad / sr, (pad + len(samples)) / sr)])[0]
+        at = (start - pad) / sr
+        heard.append(Heard(None if h.onset_s is None else h.onset_s + at, None if h.end_s is None else h.end_s + at))
     return heard
 
 

@@ -2,8 +2,9 @@
 
 Before synthesis a candidate is chosen by its predicted length (characters at the voice's measured pace); a take
 is trimmed to its speech, so a line's onset is where its plan starts; the speed-up the synthesizer's pace did not
-give is made up by a pitch-preserving stretch; and where the plan loses seconds the audio is cut at a pause,
-never inside a word, with a short fade.
+give is made up by a pitch-preserving stretch. A cut is made in the text (``word_prefix``: the first words that
+fit, voiced again, graph/run/placing.py); only what prediction still missed is cut in the audio, at a pause
+(``cut_at_pause``: energy dips shorter than ``PAUSE_S`` are stop closures inside words, not pauses) with a fade.
 """
 
 from __future__ import annotations
