@@ -47,7 +47,8 @@ def natural_s(espeak, voice):
     return said_s(espeak, voice, SAID[0])
 
 
-def run(tmp_path, espeak, lines, timing=TimingOptions()):
+def run(tmp_path, espeak, lines, timing=TimingOptions(), text=LONG):
+    """Dub ``lines``; the placed line whose source is ``text``, and where it is heard in the written track."""
     source = recording(tmp_path / "talk.wav", lines, 12.0)
     job = DubJob(str(source), str(tmp_path / "out"), DubOptions(targets=("pt-br",), timing=timing),
                  sources=("en",), targets=("pt-br",))
@@ -58,7 +59,7 @@ def run(tmp_path, espeak, lines, timing=TimingOptions()):
     placed = manifest["languages"]["pt-br"]["lines"]
     track, sr = sf.read(tmp_path / "out" / "pt-br.wav", dtype="float32")
     heard = measure_lines(track, sr, [(line["start_s"], line["end_s"]) for line in placed])
-    i = next(i for i, line in enumerate(placed) if line["source_text"] == LONG)
+    i = next(i for i, line in enumerate(placed) if line["source_text"] == text)
     return placed[i], heard[i]
 
 
@@ -94,6 +95,12 @@ def test_a_forced_cut_ends_on_a_word_boundary_and_records_what_was_lost(tmp_path
     assert abs(heard.onset_s - SLOT[0]) <= 0.04 and heard.end_s <= SLOT[1] + 0.02
     # what is heard is the kept words said whole, at their natural pace, ending as speech ends
     assert heard.end_s - heard.onset_s == pytest.approx(said_s(espeak, voice, line["text"]), abs=0.03)
+
+
+def test_min_stretch_slows_a_short_line_down_when_asked(tmp_path, espeak, voice):
+    line, heard = run(tmp_path, espeak, [("A", *SLOT, OTHER)], TimingOptions(min_stretch=0.8), text=OTHER)
+    assert line["remedy"] == "slower" and line["rate"] == pytest.approx(0.8)
+    assert heard.end_s - heard.onset_s == pytest.approx(said_s(espeak, voice, OTHER) / 0.8, abs=0.04)
 
 
 @pytest.mark.parametrize("fields, message", [

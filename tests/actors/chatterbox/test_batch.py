@@ -338,7 +338,7 @@ def test_batching_synthesizer_batches_concurrent_lines_or_voices_them_alone(tiny
 
     async def voice() -> list[Clip]:
         return list(await asyncio.gather(*(synth.synthesize(r.text, r.language, r.conditionals, r.seed,
-                                                            r.exaggeration, r.cfg_weight, r.temperature)
+                                                            r.exaggeration, r.cfg_weight, r.temperature, r.pace)
                                            for r in requests_)))
 
     _assert_close(asyncio.run(voice()), sequential)
