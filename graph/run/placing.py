@@ -30,7 +30,7 @@ from graph.timeline.solver import Plan, Slot, solve
 from graph.timeline.timing import choose_candidate, fit_take, predicted_s, source_pace, word_prefix
 from graph.types import PlacedLine, Translation, Utterance
 
-RETAKE = 0.1  # a take more than 10 % longer or shorter than its plan is voiced again, at a corrected pace
+RETAKE = 0.15  # a take more than 15 % off its plan is voiced again at a corrected pace; less is stretched
 RETAKES = 2  # at most this many times (espeak-ng's duration does not scale exactly with its pace)
 PACES = (0.5, 2.5)  # speed-ups asked of a synthesizer (espeak-ng's words per minute stay within its range)
 ROUNDS = 2  # solve, re-voice (candidates, cuts), solve again: at most this many times
