@@ -3,7 +3,7 @@
 import pytest
 
 from graph.options import TimingOptions
-from graph.timeline.solver import Slot, solve
+from graph.timeline.solver import REMEDIES, Slot, solve
 
 OPTS = TimingOptions()  # max_stretch 1.3, pre-roll 0.2, shift 0.3, max_rate 2.0
 
@@ -103,6 +103,6 @@ def test_every_unmoved_line_starts_at_its_source_start_and_no_line_drifts():
         moved = plan.start_s - slot.start_s
         assert -OPTS.max_preroll_s - 1e-9 <= moved <= OPTS.max_shift_s + 1e-9
         assert moved == pytest.approx(plan.shift_s - plan.preroll_s)
-        assert plan.rate <= OPTS.max_rate + 1e-9
+        assert plan.rate <= OPTS.max_rate + 1e-9 and plan.remedy in REMEDIES
     for plan, nxt in zip(plans, plans[1:]):
         assert plan.end_s <= nxt.start_s + 1e-9  # no line runs into the next
