@@ -147,7 +147,7 @@ def baseline_track(recorder: Recorder, manifest: dict, lang: str, options) -> tu
 
 def run_scenario(name: str, work: Path) -> tuple[Audit, Audit, float]:
     """(graph, baseline) audits of one scenario, and the graph's synthesizer calls per line."""
-    from actors.models import get_profile, load_object
+    from actors.models import load_object
     from graph.options import DiarizeOptions, DubOptions
     from graph.run.pipeline import DubJob, Stages, dub
     from graph.run.stages import LocalStage

@@ -5,7 +5,6 @@ speed-up, cut only on a word boundary when options forbid everything else, and b
 import asyncio
 import json
 
-import numpy as np
 import pytest
 import soundfile as sf
 
