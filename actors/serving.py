@@ -101,8 +101,9 @@ class Synthesizer(_Model):
     async def prepare(self, reference, sr: int):
         return await self.model.prepare(reference, sr)
 
-    async def synthesize(self, text, language, conditionals, seed, exaggeration, cfg_weight, temperature):
-        return await self.model.synthesize(text, language, conditionals, seed, exaggeration, cfg_weight, temperature)
+    async def synthesize(self, text, language, conditionals, seed, exaggeration, cfg_weight, temperature, pace=1.0):
+        return await self.model.synthesize(text, language, conditionals, seed, exaggeration, cfg_weight, temperature,
+                                           pace)
 
     def stats(self) -> dict[str, Any]:
         return self.model.stats()

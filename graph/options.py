@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 from graph.errors import BadInput
 
 T = TypeVar("T")
+MAX_RATE = 4.0  # no speed-up beyond this is intelligible
+MAX_MOVE_S = 1.0  # a line moved further than this from its source start is no longer in sync
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None) -> T:
@@ -85,10 +87,39 @@ class TtsOptions:
 
 @dataclass(frozen=True)
 class TimingOptions:
-    min_stretch: float = 0.8  # playback-rate bounds of the pitch-preserving stretch
-    max_stretch: float = 1.25
+    """Bounds of the timeline solver's remedies, tried in this order (graph/timeline/solver.py): a shorter
+    candidate, faster synthesis and stretch up to ``max_stretch``, the silence after the line, starting up to
+    ``max_preroll_s`` early, pushing the next line up to ``max_shift_s`` when its own pause absorbs it, a speed-up
+    up to ``max_rate``, and only then a cut at a pause (recorded as ``lost_s``). Rates are speed-ups: 1.3 = 30 %
+    faster than the voice's natural pace."""
+
+    max_stretch: float = 1.3  # speed-up allowed before any silence around the line is used
+    min_stretch: float = 1.0  # < 1 slows lines shorter than their slot down to fill it (to this rate); 1 = off
     borrow_silence: bool = True  # let a line run into the silence after its slot
-    start_tolerance_s: float = 0.02
+    max_preroll_s: float = 0.2  # how much earlier than its source start a line may begin (into silence)
+    max_shift_s: float = 0.3  # how much later the next line may be pushed (its own pause absorbs it; no drift)
+    max_rate: float = 2.0  # hard bound on speed-up, for the rare line that no room fits; beyond it, a cut
+
+    def __post_init__(self):
+        numbers = ("max_stretch", "min_stretch", "max_preroll_s", "max_shift_s", "max_rate")
+        wrong = [n for n in numbers if type(getattr(self, n)) not in (int, float)]
+        if wrong:
+            raise BadInput(f"bad timing options: {', '.join(wrong)} must be numbers")
+        if not isinstance(self.borrow_silence, bool):
+            raise BadInput(f"bad timing options: borrow_silence must be true or false, got {self.borrow_silence!r}")
+        problems = []
+        if not 1.0 <= self.max_stretch <= self.max_rate:
+            problems.append(f"max_stretch must be between 1 and max_rate ({self.max_rate}), got {self.max_stretch}")
+        if not 0.5 <= self.min_stretch <= 1.0:
+            problems.append(f"min_stretch must be between 0.5 and 1 (1 = never slow down), got {self.min_stretch}")
+        if not 1.0 <= self.max_rate <= MAX_RATE:
+            problems.append(f"max_rate must be between 1 and {MAX_RATE}, got {self.max_rate}")
+        for name in ("max_preroll_s", "max_shift_s"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= MAX_MOVE_S:
+                problems.append(f"{name} must be between 0 and {MAX_MOVE_S} s, got {value}")
+        if problems:
+            raise BadInput("bad timing options: " + "; ".join(problems))
 
 
 AUDIO_FORMATS = ("wav", "flac", "srt", "vtt")

@@ -106,7 +106,13 @@ class Translation:
 
 @dataclass(frozen=True)
 class PlacedLine:
-    """A synthesized line as it lands on the output timeline."""
+    """A synthesized line as it lands on the output timeline, and what the timeline solver did to it.
+
+    ``text`` is what is spoken (a word prefix of ``candidates[chosen]`` when the line was cut); ``rate`` the
+    effective speed-up (its natural duration / the duration it plays in), of which the synthesizer gave ``pace``
+    and a pitch-preserving ``stretch`` the rest; ``onset_s``/``offset_s`` where its speech is heard in the
+    rendered audio (None where it cannot be told apart from a neighbour).
+    """
 
     utterance_id: str
     speaker: str
@@ -121,6 +127,15 @@ class PlacedLine:
     end_s: float
     stretch: float
     flags: tuple[str, ...] = ()
+    rate: float = 1.0
+    pace: float = 1.0
+    remedy: str = "none"  # the last remedy the line needed (graph/timeline/solver.py REMEDIES)
+    preroll_s: float = 0.0
+    shift_s: float = 0.0
+    lost_s: float = 0.0
+    natural_s: float = 0.0
+    onset_s: float | None = None
+    offset_s: float | None = None
 
     def to_json(self) -> dict:
         return _json(self)

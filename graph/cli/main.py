@@ -25,6 +25,7 @@ FORMATS_HELP = (f"outputs to write, comma-separated (default: {DEFAULT_FORMATS})
                 "input's own container (nothing for audio input)")
 
 log = logging.getLogger("dubgraph")
+TIMING_FLAGS = ("max_stretch", "max_preroll_s", "max_shift_s", "max_rate", "min_stretch")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -58,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
                      help="synthesizer decode: fast (bf16, static cache, CUDA graph), exact (fp32, chatterbox's "
                           "loop), auto = fast on a GPU (default)")
     dub.add_argument("--resume-dir", help="keep finished stages and lines here, so a rerun resumes")
+    timing = dub.add_argument_group("timing", "bounds of the remedies for lines longer than their slot, in the order "
+                                              "they are tried (see README, Timing)")
+    timing.add_argument("--max-stretch", type=float, metavar="RATE", help="speed-up allowed before silence is used (default 1.3)")
+    timing.add_argument("--max-preroll", type=float, dest="max_preroll_s", metavar="S",
+                        help="seconds a line may start early, into silence (default 0.2)")
+    timing.add_argument("--max-shift", type=float, dest="max_shift_s", metavar="S",
+                        help="seconds the next lines may be pushed later (default 0.3)")
+    timing.add_argument("--max-rate", type=float, metavar="RATE", help="hard bound on speed-up before a cut (default 2.0)")
+    timing.add_argument("--min-stretch", type=float, metavar="RATE",
+                        help="slow lines shorter than their slot down to this rate (default 1 = never)")
 
     models = sub.add_parser("models", help="list the models of a profile and where they were found")
     models.add_argument("--profile", default="offline", help="offline (default) or full")
@@ -92,6 +103,7 @@ def _dub(args) -> int:
         "asr": {"language": args.source_language},
         "diarize": {"num_speakers": args.speakers, "min_speakers": args.min_speakers, "max_speakers": args.max_speakers},
         "tts": {"seed": args.seed},
+        "timing": {name: value for name in TIMING_FLAGS if (value := getattr(args, name)) is not None},
         "formats": [f.strip() for f in args.formats.split(",") if f.strip()],
         **media_options(args),
     })

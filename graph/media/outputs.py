@@ -20,6 +20,9 @@ from graph.timeline.subtitles import to_srt, to_vtt
 from graph.types import LanguageOutput, PlacedLine
 
 MANIFEST = "manifest.json"
+# what the timeline solver does within its bounds; any other flag (a cut, a line beyond max_stretch, a failed or
+# empty line) lists the line in ``lines_flagged`` for a person to check
+ROUTINE_FLAGS = frozenset({"stretched", "borrowed_silence", "preroll", "shifted", "reselected", "resynthesized"})
 
 
 def check_writable(out_dir: str | Path) -> Path:
@@ -52,7 +55,7 @@ def write_language(
 def write_manifest(out_dir: Path, job: dict[str, Any], outputs: dict[str, LanguageOutput]) -> Path:
     languages = {}
     for lang, output in outputs.items():
-        flagged = [line.utterance_id for line in output.lines if set(line.flags) - {"stretched", "borrowed_silence"}]
+        flagged = [line.utterance_id for line in output.lines if set(line.flags) - ROUTINE_FLAGS]
         languages[lang] = {"files": output.files, "lines_flagged": flagged, "lines": [line.to_json() for line in output.lines]}
     return atomic_write_json(out_dir / MANIFEST, {**job, "languages": languages})
 

@@ -1,8 +1,9 @@
 """The dubbing DAG over stage handles (see ``graph.run.stages``): the same code for Serve, actor pools and tests.
 
 decode -> (ASR || diarization || separation of the background) -> utterances -> per speaker: reference ->
-       conditionals (once, one object) -> per language, all at once: translate -> synthesize every line (fan-out)
-       -> fit -> render over the bed -> files -> video (every language's track muxed with the copied video)
+       conditionals (once, one object) -> per language, all at once: translate -> voice every line (fan-out,
+       duration-aware) -> solve the timeline -> re-voice what the solver asks for -> fit -> render over the bed
+       -> measure onsets in the audio -> files -> video (every language's track muxed with the copied video)
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from graph.options import DubOptions, to_dict
 from graph.run import background
 from graph.run.checkpoint import Checkpoint, key_of
 from graph.run.lines import LineVoicer
+from graph.run.placing import place_language, with_heard
 from graph.run.stages import Stage
 from graph.timeline.assign import build_utterances
 from graph.timeline.cues import Cue, cue_turns, cue_utterances, named, parse_cues
+from graph.timeline.onsets import measure_placed
 from graph.timeline.references import Reference, pick_reference
 from graph.timeline.render import Placement, render_track, speaker_levels
 from graph.timeline.subtitles import to_srt
-from graph.timeline.timing import window_ends
 from graph.types import Clip, LanguageOutput, SpeakerTurn, Transcript, Translation, Utterance
 
 log = logging.getLogger(__name__)
@@ -156,26 +158,23 @@ async def dub(
     bed = await background.finish(bed_source, utterances) if bed_source else None
     levels = speaker_levels(bed.speech if bed else analysis, utterances)
     track_sr = bed.sr if bed else OUTPUT_SR
-    windows = window_ends(utterances, analysis.duration_s)
     staged = {}
+    voices = {speaker: (voice.key, voice.ref) for speaker, voice in conds.items()}
 
     async def one_language(lang: str) -> LanguageOutput:
         translations = await _translate(job, stages, utterances, source_language, lang, store, clock, emit)
         voicer = LineVoicer(stages.synthesizer, opts, lang, OUTPUT_SR, store, job.job_id)
         done = 0
-        total = len(utterances)
-        emit(f"synthesize:{lang}", 0, total)
+        emit(f"synthesize:{lang}", 0, len(utterances))
 
-        async def line(u: Utterance):
+        def voiced() -> None:
             nonlocal done
-            voice = conds[u.speaker]
-            placed = await voicer.voice(u, translations[u.id], (voice.key, voice.ref), windows[u.id])
             done += 1
-            emit(f"synthesize:{lang}", done, total)
-            return placed
+            emit(f"synthesize:{lang}", done, len(utterances))
 
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(line(u) for u in utterances))
+        results = await place_language(voicer, utterances, translations, voices, analysis.duration_s, opts.timing,
+                                       voiced)
         clock.stage_s[f"synthesize:{lang}"] = round(time.perf_counter() - t0, 3)
         with clock.timed(f"render:{lang}"):
             placements = [Placement(p.speaker, p.start_s, audio.resample(samples, OUTPUT_SR, track_sr))
@@ -184,7 +183,8 @@ async def dub(
                 render_track, placements, analysis.duration_s, track_sr, levels,
                 bed.samples if bed else None, bed.voice_gains if bed else None,
             )
-            lines = [p for p, _ in results]
+            heard = await asyncio.to_thread(measure_placed, placements, analysis.duration_s, track_sr)
+            lines = [with_heard(p, h.onset_s, h.end_s) for (p, _), h in zip(results, heard)]
             output = await asyncio.to_thread(write_language, out_dir, lang, track, track_sr, lines, opts.formats)
             if containers:
                 staged[lang] = await asyncio.to_thread(stage_track, out_dir, lang, track, track_sr, video, to_srt(lines))

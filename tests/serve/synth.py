@@ -20,7 +20,7 @@ NAMESPACE = "dubgraph-tests"
 @ray.remote(num_cpus=0)
 class SynthControl:
     def __init__(self):
-        self.records: list[tuple[str, int]] = []
+        self.records: list[tuple[str, int, float]] = []  # (text, seed, pace) of every take synthesized
         self.delay_s = 0.0
         self.fail_seeds: set[int] = set()
         self.paused = False
@@ -46,10 +46,10 @@ class SynthControl:
         await asyncio.sleep(self.delay_s)
         return True
 
-    def leave(self, text: str, seed: int, pid: int, synthesized: bool) -> None:
+    def leave(self, text: str, seed: int, pid: int, synthesized: bool, pace: float = 1.0) -> None:
         self.inside[pid] -= 1
         if synthesized:
-            self.records.append((text, seed))
+            self.records.append((text, seed, pace))
 
     def forget(self, pid: int) -> None:
         """A killed process never leaves: drop what it had in flight."""
@@ -67,15 +67,16 @@ def control():
 class CountingSynthesizer(EspeakSynthesizer):
     """EspeakSynthesizer whose every ``synthesize`` passes the control's gate and is counted."""
 
-    def synthesize(self, text, language, conditionals, seed=0, exaggeration=0.5, cfg_weight=0.5, temperature=0.8):
+    def synthesize(self, text, language, conditionals, seed=0, exaggeration=0.5, cfg_weight=0.5, temperature=0.8,
+                   pace=1.0):
         ctl = ray.get_actor(CONTROL_NAME, namespace=NAMESPACE)
         pid = os.getpid()
         if not ray.get(ctl.enter.remote(seed, pid)):
             raise RuntimeError(f"the test control refused the line with seed {seed}")
         done = False
         try:
-            clip = super().synthesize(text, language, conditionals, seed, exaggeration, cfg_weight, temperature)
+            clip = super().synthesize(text, language, conditionals, seed, exaggeration, cfg_weight, temperature, pace)
             done = True
             return clip
         finally:
-            ray.get(ctl.leave.remote(text, seed, pid, done))
+            ray.get(ctl.leave.remote(text, seed, pid, done, pace))
