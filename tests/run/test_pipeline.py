@@ -17,7 +17,6 @@ from graph.run.pipeline import DubJob, Stages, dub
 from graph.run.stages import LocalStage
 from graph.timeline.onsets import measure_lines
 from graph.types import Clip
-
 from tests.run.stand_ins import F0, Script, Turns
 from tests.run.stand_ins import recording as write_recording
 
