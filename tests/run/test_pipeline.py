@@ -166,7 +166,9 @@ def test_a_named_transcript_replaces_asr_and_diarization(recording, tmp_path):
 def test_unnamed_cues_take_the_diarized_speaker(recording, tmp_path):
     job = make_job(recording, tmp_path)
     job = DubJob(**{**job.__dict__, "transcript": str(_srt(tmp_path, named_speakers=False))})
-    bare = Stages(__import__("graph.run.stages", fromlist=["Unstarted"]).Unstarted("asr"), LocalStage(Turns()),
+    from graph.run.stages import Unstarted
+
+    bare = Stages(Unstarted("asr"), LocalStage(Turns(LINES)),
                   LocalStage(Tagger()), LocalStage(ToneVoice(), parallelism=4))
     asyncio.run(dub(job, bare))
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
