@@ -3,6 +3,12 @@
 Every stage after this one receives numpy arrays, never paths or file-like objects. ffmpeg/ffprobe do the
 decoding (one code path for every container, downmix and resampling included); each failure becomes a
 ``BadAudio`` or ``AudioTooLarge`` whose message says what to do, never a raw subprocess error.
+
+Inputs are untrusted: ffmpeg may only read the one local file (``-protocol_whitelist file,pipe``) through the
+demuxers of real audio/video containers (``-format_whitelist``), so a playlist, a concat list or a session
+description, which make ffmpeg open other files or streams, is refused whatever the ffmpeg build allows; text
+playlists are recognised up front for a clear message. Memory is bounded by what comes out: one channel, at
+most ``MAX_SOURCE_SR`` samples a second, whatever the file declares.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from graph.errors import AudioTooLarge, BadAudio, DubError, OutputNotWritable
-from graph.files import atomic_write
+from graph.files import DISK_FULL_ERRNOS, atomic_write, disk_full
 from graph.types import Clip
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,25 @@ SILENCE_DB = -60.0  # below this (frame RMS, dBFS) nothing audible is there
 SILENCE_FRAME_S = 0.05  # frame length for is_silent: short enough that one spoken word is loud
 
 PROBE_TIMEOUT_S = 60.0  # ffprobe reads headers only; a hang means a broken file or filesystem
+
+MAX_SOURCE_SR = 48_000  # the source-rate copy (voice references) is resampled down to this by ffmpeg
+MAX_CHANNELS = 64  # more is no recording of people talking
+STANDARD_CHANNELS = 8  # up to 7.1 ffmpeg knows the layout and downmixes by it; beyond, channels are averaged
+PROTOCOLS = "file,pipe"
+# Demuxers of audio/video containers; none of them opens another file or stream (hls, concat, dash, sdp, ... do).
+CONTAINERS = ("wav", "w64", "flac", "mp3", "ogg", "mov", "matroska", "aac", "loas", "aiff", "caf", "au", "avi",
+              "asf", "mpegts", "mpeg", "amr", "ac3", "eac3", "dts", "truehd", "wv", "ape", "tta", "flv", "mxf")  # fmt: skip
+INDIRECTIONS = {  # how text files that point at other media begin -> what they are
+    b"#extm3u": "an M3U/HLS playlist",
+    b"#extinf": "an M3U playlist",
+    b"ffconcat": "an ffconcat list",
+    b"file ": "a concat list",
+    b"[playlist]": "a PLS playlist",
+    b"<?xml": "an XML document (a DASH manifest or a SMIL/XSPF playlist)",
+    b"<mpd": "a DASH manifest",
+    b"<smil": "a SMIL playlist",
+    b"v=0": "an SDP session description",
+}
 
 WriteFormat = Literal["wav", "flac"]
 WRITE_FORMATS: tuple[str, ...] = ("wav", "flac")
@@ -72,6 +97,7 @@ def probe(path: str | Path) -> AudioInfo:
     """Describe the first audio stream of ``path``; BadAudio for anything that is not usable audio."""
     path = Path(path)
     _check_file(path)
+    _refuse_indirections(path)
     data = _ffprobe(path)
     streams = data.get("streams") or []
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
@@ -92,6 +118,13 @@ def probe(path: str | Path) -> AudioInfo:
             f"{path}: its audio stream has no usable sample rate/channel count (sr={sr}, channels={channels}); "
             "the file is probably corrupt. Re-export it, e.g. `ffmpeg -i INPUT out.wav`."
         )
+    container = str(fmt.get("format_name") or "")
+    if not set(container.split(",")) & set(CONTAINERS):  # the whitelist already refused it; say so whatever ffmpeg does
+        raise BadAudio(f"{path} is a {container or 'unknown'} file, not one of the containers dubgraph reads "
+                       f"({INPUT_FORMATS_HINT}).")  # fmt: skip
+    if channels > MAX_CHANNELS:
+        raise BadAudio(f"{path} has {channels} audio channels; dubgraph mixes at most {MAX_CHANNELS} into one. "
+                       "Export the voices' channels on their own, e.g. `ffmpeg -i INPUT -ac 2 out.wav`.")  # fmt: skip
     return AudioInfo(
         duration_s=duration,
         sr=sr,
@@ -103,7 +136,7 @@ def probe(path: str | Path) -> AudioInfo:
 
 
 def decode(source: str | Path | bytes, sr: int | None = SAMPLE_RATE, max_duration_s: float | None = None) -> Clip:
-    """Decode the first audio stream to mono float32 at ``sr`` (None keeps the source rate).
+    """Decode the first audio stream to mono float32 at ``sr`` (None: the source rate, at most MAX_SOURCE_SR).
 
     ``bytes`` are written to a temporary file first: MP4/M4A often keep their index at the end, so
     ffmpeg needs a seekable input. Silence decodes normally; see ``is_silent``.
@@ -115,7 +148,7 @@ def decode(source: str | Path | bytes, sr: int | None = SAMPLE_RATE, max_duratio
         return _decode_bytes(bytes(source), sr, max_duration_s)
     path = Path(source)
     info = probe(path)
-    out_sr = sr or info.sr
+    out_sr = sr or min(info.sr, MAX_SOURCE_SR)
     if max_duration_s is not None and info.duration_s is not None and info.duration_s > max_duration_s:
         raise _too_large(path, info.duration_s, max_duration_s)
     samples = _run_ffmpeg(path, info, out_sr, max_duration_s)
@@ -205,6 +238,8 @@ def write_audio(path: str | Path, samples: np.ndarray, sr: int, format: WriteFor
     try:
         return atomic_write(path, lambda f: sf.write(f, x, sr, subtype=WRITE_SUBTYPE, format=fmt.upper()))
     except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise disk_full(path.parent, exc) from exc
         raise OutputNotWritable(
             f"cannot write {path}: {exc.strerror or exc}. Check the directory exists "
             "and is writable, and that the disk is not full."
@@ -224,7 +259,7 @@ def _ffprobe(path: Path) -> dict:
     cmd = [
         "ffprobe", "-v", "error", "-of", "json",
         "-show_entries", "format=duration,format_name:stream=codec_type,codec_name,sample_rate,channels,duration",
-        _url(path),
+        *_input_options(), _url(path),
     ]  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
@@ -237,6 +272,11 @@ def _ffprobe(path: Path) -> dict:
         ) from None
     detail = _last_error(proc.stderr, path)
     if proc.returncode != 0:
+        if b"not on whitelist" in proc.stderr:
+            raise BadAudio(
+                f"{path} is not in a container dubgraph reads (playlists, concat lists and other files that point "
+                f"at other media are refused). Send the audio itself: {INPUT_FORMATS_HINT}."
+            )
         if "moov atom not found" in detail:
             raise BadAudio(
                 f"{path} is an incomplete MP4/M4A (its index is missing: {detail}); the file was cut "
@@ -255,8 +295,8 @@ def _ffprobe(path: Path) -> dict:
 def _run_ffmpeg(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float | None) -> np.ndarray:
     """Stream ffmpeg's raw float32 output straight into one preallocated array (grown only if needed)."""
     cmd = [
-        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-i", _url(path),
-        "-map", "0:a:0", "-ac", "1", "-ar", str(out_sr),
+        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", *_input_options(), "-i", _url(path),
+        "-map", "0:a:0", *_to_mono(info.channels), "-ar", str(out_sr),
         "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
     ]  # fmt: skip
     limit = None if max_duration_s is None else int(math.ceil(max_duration_s * out_sr))
@@ -347,6 +387,28 @@ def _last_error(stderr: bytes, path: Path) -> str:
     if not lines:
         return ""
     return lines[-1].removeprefix(f"{_url(path)}: ")
+
+
+def _input_options() -> list[str]:
+    """Before ``-i``: only the local file itself, through a container demuxer (see the module docstring)."""
+    return ["-protocol_whitelist", PROTOCOLS, "-format_whitelist", ",".join(CONTAINERS)]
+
+
+def _to_mono(channels: int) -> list[str]:
+    """Known layouts downmix by their layout (``-ac 1``); more channels than 7.1 have none: average them."""
+    if channels <= STANDARD_CHANNELS:
+        return ["-ac", "1"]
+    return ["-af", "pan=mono|c0=" + "+".join(f"{1 / channels:.6g}*c{i}" for i in range(channels))]
+
+
+def _refuse_indirections(path: Path) -> None:
+    """BadAudio for a text playlist or list of other media, named, before ffmpeg sees it."""
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    for start, what in INDIRECTIONS.items():
+        if head.startswith(start):
+            raise BadAudio(f"{path} is {what}, not audio: files that point at other files or streams are refused. "
+                           f"Send the audio itself ({INPUT_FORMATS_HINT}).")  # fmt: skip
 
 
 def _url(path: Path) -> str:

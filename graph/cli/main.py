@@ -7,19 +7,28 @@ import logging
 import sys
 from pathlib import Path
 
-from graph.errors import DubError
+from graph.errors import BadInput, DubError
 from graph.languages import parse_targets
-from graph.options import AsrOptions, DiarizeOptions, DubOptions, TtsOptions
+from graph.options import DubOptions, from_dict
 
 log = logging.getLogger("dubgraph")
 
+OWN_LOGGERS = ("graph", "actors", "dubgraph")  # what -v turns to DEBUG; libraries (numba, ray, ...) stay at WARNING
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad flag is one ``error:`` line and exit code 2, like every other bad input (not usage plus a message)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dubgraph",
         description="Multi-speaker speech-to-speech dubbing: every speaker in their own voice, every line in place.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging of dubgraph itself")
     sub = parser.add_subparsers(dest="command", required=True)
 
     dub = sub.add_parser("dub", help="dub one recording into one or more languages")
@@ -33,7 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     dub.add_argument("--source-language", help="language spoken in the input (default: detected)")
     dub.add_argument("--formats", default="wav,flac,srt,vtt", help="outputs to write (default: wav,flac,srt,vtt)")
     dub.add_argument("--background", action="store_true", help="mix the source's non-speech background under the dub")
-    dub.add_argument("--seed", type=int, default=0, help="synthesis seed (same seed, same output)")
+    dub.add_argument("--seed", type=int, default=0,
+                     help="synthesis seed: the same seed gives the same dub (full profile: ChatterBox samples each "
+                          "line with a seed hashed from it; the offline espeak-ng voice has no randomness and "
+                          "ignores it)")
     dub.add_argument("--address", help="Ray cluster to use ('auto' = a local `ray start --head`); default: embedded")
     dub.add_argument("--synth-replicas", type=int, default=1, help="synthesizer actors (default 1)")
     dub.add_argument("--batch-lines", type=int, default=1,
@@ -68,15 +80,7 @@ def _dub(args) -> int:
     from graph.run.pools import Replicas, dub_file
 
     profile = get_profile(args.profile)
-    options = DubOptions(
-        targets=parse_targets(args.to, profile.targets),
-        profile=profile.name,
-        asr=AsrOptions(language=args.source_language),
-        diarize=DiarizeOptions(num_speakers=args.speakers, min_speakers=args.min_speakers, max_speakers=args.max_speakers),
-        tts=TtsOptions(seed=args.seed),
-        formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
-        background=args.background,
-    )
+    options = _options(args, profile)
     out_dir = Path(args.out) if args.out else Path("dubbed") / Path(args.input).stem
     with ProgressBars() as bars:
         result = dub_file(
@@ -97,9 +101,32 @@ def _dub(args) -> int:
     return 0
 
 
+def _options(args, profile) -> DubOptions:
+    """DubOptions from the flags, checked (types and ranges) like any other input: BadInput when out of range."""
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    if not formats:
+        raise BadInput("--formats needs at least one of wav, flac, srt, vtt")
+    return from_dict(DubOptions, {
+        "targets": list(parse_targets(args.to, profile.targets)),
+        "profile": profile.name,
+        "asr": {"language": args.source_language},
+        "diarize": {"num_speakers": args.speakers, "min_speakers": args.min_speakers, "max_speakers": args.max_speakers},
+        "tts": {"seed": args.seed},
+        "formats": formats,
+        "background": args.background,
+    })  # fmt: skip
+
+
+def configure_logging(verbose: bool) -> None:
+    """WARNING for everything; with ``verbose``, DEBUG for dubgraph's own loggers only."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.NOTSET)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
     try:
         return _models(args) if args.command == "models" else _dub(args)
     except DubError as exc:

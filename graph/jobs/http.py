@@ -2,20 +2,25 @@
 
 Every error leaves as ``{"error": {"status", "type", "message", ...}}`` with the status its ``DubError`` class
 names; anything unexpected becomes a 500 with a reference id for the server log, never a traceback.
-Uploads are counted while they stream in, so an oversized one is refused without being stored whole.
+Every request body is counted and timed while it streams in (``BodyLimits``): an oversized one is refused
+without being stored whole, and one that stalls or trickles in is dropped (408) instead of holding the server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import ipaddress
 import json
 import logging
 import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +28,23 @@ from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import UploadFile
+from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException
 
 from graph.errors import (
     AudioTooLarge,
     BadInput,
     DubError,
+    InsufficientStorage,
     JobNotFound,
+    RequestTimeout,
+    RequestTooLarge,
     Unauthorized,
     UnsupportedLanguage,
     UnsupportedMediaType,
     user_error,
 )
-from graph.jobs.runner import JobQueueFull
+from graph.files import atomic_write, is_disk_full
 from graph.languages import parse_targets
 from graph.media.outputs import MANIFEST
 from graph.options import DubOptions, from_dict
@@ -78,8 +86,9 @@ def _dub_error(error: DubError) -> JSONResponse:
     headers = None
     if isinstance(error, UnsupportedLanguage):
         extra["supported"] = list(error.supported)
-    if isinstance(error, JobQueueFull):
-        headers = {"Retry-After": str(error.retry_after_s)}
+    retry_after_s = getattr(error, "retry_after_s", None)
+    if retry_after_s is not None:
+        headers = {"Retry-After": str(retry_after_s)}
     return error_response(error.http_status, type(error).__name__, str(error), headers, **extra)
 
 
@@ -87,6 +96,8 @@ def _unexpected(exc: BaseException) -> JSONResponse:
     error = user_error(exc)
     if error is not None:
         return _dub_error(error)
+    if is_disk_full(exc):  # e.g. spooling a multipart upload to the temp directory
+        return _dub_error(InsufficientStorage("the server's disk is full; try again later"))
     reference = secrets.token_hex(6)
     log.error("internal error %s", reference, exc_info=exc)
     return error_response(500, "InternalError", f"internal error; the server log has details (reference {reference})")
@@ -122,6 +133,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return _dub_error(user_error(exc) or exc)
 
     async def on_http(_: Request, exc: HTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, DubError):  # FastAPI wraps what stopped it reading a body (BodyLimits)
+            return _dub_error(exc.__cause__)
         status = 422 if exc.status_code == 400 else exc.status_code  # malformed bodies count as bad parameters
         return error_response(status, "HTTPError", str(exc.detail), dict(exc.headers or {}))
 
@@ -133,6 +146,24 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_middleware(_CatchAll)
+
+
+def require_key_when_exposed(host: str | None, key: str | None, allow_anonymous: bool) -> None:
+    """Fail closed: no serving without an API key on an address other machines can reach, unless told to."""
+    if key or allow_anonymous or (host is not None and _loopback(host)):
+        return
+    where = f"on {host}, an address other machines can reach" if host else "on an address this replica cannot tell"
+    raise DubError(f"refusing to serve without an API key {where}: set the key (api_key_env, DUBGRAPH_API_KEY by "
+                   "default), listen on 127.0.0.1, or set allow_anonymous: true to serve anyone who can connect")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 def api_key_guard(expected: str | None) -> Callable:
@@ -150,35 +181,88 @@ def api_key_guard(expected: str | None) -> Callable:
     return check
 
 
-def _limited(receive: Callable, max_bytes: int) -> Callable:
-    seen = 0
+@dataclass(frozen=True)
+class BodyLimits:
+    """How large a request body may be and how slowly it may arrive."""
 
-    async def counted() -> dict:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
+    upload_bytes: int  # multipart bodies: an upload
+    other_bytes: int  # JSON, urlencoded and any other body
+    idle_s: float = 30.0  # a body that sends nothing for this long is dropped (408)
+    min_bytes_per_s: float = 8192.0  # past its first idle_s, a body must have averaged at least this (slow loris)
+
+    def __post_init__(self) -> None:
+        if min(self.upload_bytes, self.other_bytes) < 1 or self.idle_s <= 0 or self.min_bytes_per_s < 0:
+            raise ValueError(f"body limits must be positive, got {self}")
+
+
+def bound_bodies(app: FastAPI, limits: BodyLimits) -> None:
+    app.add_middleware(_BoundedBodies, limits=limits)
+
+
+class _BoundedBodies:
+    """ASGI middleware: a declared length over the limit is refused before the body is read; the body itself is
+    counted and timed as it streams in (``receive`` raises ``RequestTooLarge``/``RequestTimeout``)."""
+
+    def __init__(self, app, limits: BodyLimits):
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        upload = headers.get("content-type", "").split(";")[0].strip().lower() == "multipart/form-data"
+        limit = self.limits.upload_bytes if upload else self.limits.other_bytes
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return await _dub_error(_too_large(int(declared), limit, upload))(scope, receive, send)
+        await self.app(scope, self._paced(receive, limit, upload), send)
+
+    def _paced(self, receive: Callable, limit: int, upload: bool) -> Callable:
+        idle_s, min_rate = self.limits.idle_s, self.limits.min_bytes_per_s
+        started = time.monotonic()
+        seen = 0
+        complete = False
+
+        async def paced() -> dict:
+            nonlocal seen, complete
+            if complete:  # the body is in: later receives wait for a disconnect, as long as they like
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), idle_s)
+            except asyncio.TimeoutError:
+                raise RequestTimeout(f"the request body stalled: nothing arrived for {idle_s:g} s") from None
+            if message["type"] != "http.request":
+                complete = True
+                return message
             seen += len(message.get("body", b""))
-            if seen > max_bytes:
-                raise AudioTooLarge(f"the request is larger than this server's upload limit ({max_bytes / 2**20:g} MB)")
-        return message
+            complete = not message.get("more_body", False)
+            if seen > limit:
+                raise _too_large(None, limit, upload)
+            elapsed = time.monotonic() - started
+            if not complete and elapsed > idle_s and seen < min_rate * elapsed:
+                raise RequestTimeout(f"the request body arrives too slowly ({seen / elapsed / 1024:.2f} KB/s; this "
+                                     f"server needs at least {min_rate / 1024:g} KB/s)")  # fmt: skip
+            return message
 
-    return counted
+        return paced
+
+
+def _too_large(declared: int | None, limit: int, upload: bool) -> DubError:
+    size = f"is {declared / 2**20:.1f} MB" if declared is not None else "is larger than that"
+    if upload:
+        return AudioTooLarge(f"the upload {size}; this server's upload limit is {limit / 2**20:g} MB")
+    return RequestTooLarge(f"the request body {size}; this server accepts at most {limit / 2**10:g} KB here")
 
 
 @asynccontextmanager
-async def dub_request(request: Request, max_bytes: int) -> AsyncIterator[tuple[dict[str, Any], UploadFile | None]]:
+async def dub_request(request: Request) -> AsyncIterator[tuple[dict[str, Any], UploadFile | None]]:
     """The fields of a POST /v1/dubs (a form, with an ``audio`` file when multipart, or JSON) and the upload."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise AudioTooLarge(
-            f"the request is {int(declared) / 2**20:.1f} MB; this server's upload limit is {max_bytes / 2**20:g} MB"
-        )
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    limited = Request(request.scope, _limited(request.receive, max_bytes))
     if content_type == "application/json":
         try:
-            body = await limited.json()
-        except (ValueError, UnicodeDecodeError):
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise BadInput("the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise BadInput("the JSON body must be an object")
@@ -189,7 +273,7 @@ async def dub_request(request: Request, max_bytes: int) -> AsyncIterator[tuple[d
             "send multipart/form-data (an 'audio' file), a urlencoded form or JSON, "
             f"not {content_type or 'no content type'!r}"
         )
-    form = await limited.form(max_files=1, max_fields=len(DUB_FIELDS))
+    form = await request.form(max_files=1, max_fields=len(DUB_FIELDS))
     try:
         fields: dict[str, Any] = {}
         upload = None
@@ -263,13 +347,8 @@ def input_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[s
         name = _input_name(Path(upload.filename or "").suffix)
 
         def save_upload(job_dir: Path) -> Path:
-            dest = job_dir / name
             upload.file.seek(0)
-            with open(dest, "wb") as out:
-                shutil.copyfileobj(upload.file, out, COPY_CHUNK)
-                out.flush()
-                os.fsync(out.fileno())
-            return dest
+            return atomic_write(job_dir / name, lambda out: shutil.copyfileobj(upload.file, out, COPY_CHUNK))
 
         return save_upload
     if not path:
@@ -281,7 +360,8 @@ def input_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[s
         try:
             os.link(source, dest)  # no copy when the job store is on the same filesystem
         except OSError:
-            shutil.copyfile(source, dest)
+            with open(source, "rb") as data:
+                atomic_write(dest, lambda out: shutil.copyfileobj(data, out, COPY_CHUNK))
         return dest
 
     return save_path

@@ -19,6 +19,9 @@ from graph.run.stages import ActorPool
 
 log = logging.getLogger(__name__)
 
+MAX_COUNT = 1024  # actors per role, threads per actor, lines per batch
+MAX_WAIT_S = 10.0
+
 
 @dataclass(frozen=True)
 class Replicas:
@@ -42,11 +45,12 @@ class Replicas:
         counts = {"asr": self.asr, "diarizer": self.diarizer, "translator": self.translator,
                   "synthesizer": self.synthesizer, "synthesizer threads": self.synth_threads,
                   "synthesizer batch": self.synth_batch}
-        bad = [f"{name} {value}" for name, value in counts.items() if value < 1]
-        if self.synth_wait_s < 0:
+        bad = [f"{name} {value}" for name, value in counts.items() if not 1 <= value <= MAX_COUNT]
+        if not 0 <= self.synth_wait_s <= MAX_WAIT_S:
             bad.append(f"batch wait {self.synth_wait_s} s")
         if bad:
-            raise BadInput(f"replicas, threads and batch sizes must be >= 1 and waits >= 0; got {', '.join(bad)}")
+            raise BadInput(f"replicas, threads and batch sizes must be from 1 to {MAX_COUNT} and waits from 0 to "
+                           f"{MAX_WAIT_S:g} s; got {', '.join(bad)}")
 
     @property
     def lines_per_synthesizer(self) -> int:

@@ -16,6 +16,7 @@ import pytest
 import ray
 import soundfile as sf
 
+from graph.run.lines import line_seed
 from tests.fixtures import make_dialogue
 from tests.serve.conftest import APP, deploy, submit, wait_for
 from tests.serve.synth import control
@@ -148,7 +149,7 @@ def test_every_error_is_json_and_the_server_keeps_serving(client, sample_wav, tm
 def test_killed_synthesizer_replica_mid_job(client, dialogue):
     """Lines in flight on a killed replica are retried elsewhere; a line that fails twice is flagged, not fatal."""
     ctl = control()
-    ray.get(ctl.configure.remote(delay_s=1.0, fail_seeds=[1]))  # seed 1 = line u0001: it always fails
+    ray.get(ctl.configure.remote(delay_s=1.0, fail_seeds=[line_seed(0, "u0001")]))  # line u0001 always fails
     try:
         job_id = submit(client, dialogue.path)
         while not (busy := [pid for pid, n in ray.get(ctl.state.remote())["inside"].items() if n > 0]):

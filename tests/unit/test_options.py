@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from graph.errors import BadInput, UnsupportedLanguage
@@ -18,7 +20,7 @@ def test_from_dict_builds_nested_and_rejects_unknown_fields():
 def test_invalid_values_are_rejected_with_reason():
     with pytest.raises(ValueError, match="min_speakers"):
         DiarizeOptions(min_speakers=3, max_speakers=2)
-    with pytest.raises(ValueError, match="positive integer"):
+    with pytest.raises(ValueError, match="num_speakers must be from 1 to 32, got 0"):
         DiarizeOptions(num_speakers=0)
     with pytest.raises(BadInput, match="unknown output format"):
         from_dict(DubOptions, {"formats": ["mp3"]})
@@ -31,3 +33,39 @@ def test_languages_normalised_and_unsupported_listed():
     assert "'xx'" in str(err.value) and "es, pt-br" in str(err.value)
     with pytest.raises(UnsupportedLanguage, match="unsupported source language 'de'"):
         language("de", ("en",), what="source")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"line_retries": 1000}, "line_retries must be from 0 to 5, got 1000"),
+        ({"line_retries": "many"}, "line_retries must be a whole number, got 'many'"),
+        ({"line_retries": True}, "line_retries must be a whole number, got True"),
+        ({"translate": {"num_beams": 10**6}}, "num_beams must be from 1 to 16"),
+        ({"translate": {"n_best": 0}}, "n_best must be from 1 to 8"),
+        ({"translate": {"max_batch": 100000}}, "max_batch must be from 1 to 256"),
+        ({"asr": {"beam_size": 500}}, "beam_size must be from 1 to 10"),
+        ({"tts": {"seed": -1}}, "seed must be from 0 to 4294967295"),
+        ({"tts": {"temperature": float("inf")}}, "temperature must be a number"),
+        ({"tts": {"reference_min_s": 20, "reference_max_s": 8}}, r"reference_min_s \(20\) > reference_max_s"),
+        ({"timing": {"max_stretch": 50}}, "max_stretch must be from 1 to 2"),
+        ({"diarize": {"max_speakers": 10**9}}, "max_speakers must be from 1 to 32"),
+        ({"tts": 5}, "tts must be an object of TtsOptions fields, got 5"),
+        ({"formats": "wav"}, "formats must be a list of text values"),
+        ({"background": "yes"}, "background must be true or false"),
+        ({"asr": {"language": 3}}, "language must be text or null"),
+    ],
+)
+def test_every_option_is_typed_and_bounded(data, message):
+    with pytest.raises(BadInput, match=message):
+        from_dict(DubOptions, data)
+
+
+def test_every_numeric_option_has_a_range_the_default_is_inside():
+    for cls in (DubOptions, *(type(getattr(DubOptions(), f.name)) for f in dataclasses.fields(DubOptions))):
+        if not dataclasses.is_dataclass(cls):
+            continue
+        for f in dataclasses.fields(cls):
+            if f.type in ("int", "float", "int | None", "float | None"):
+                low, high = f.metadata["range"]  # a KeyError here is a number anyone may set to anything
+                assert f.default is None or low <= f.default <= high, (cls.__name__, f.name)
