@@ -13,6 +13,7 @@ most ``MAX_SOURCE_SR`` samples a second, whatever the file declares.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -29,7 +30,7 @@ import numpy as np
 import soundfile as sf
 
 from graph.errors import AudioTooLarge, BadAudio, DubError, OutputNotWritable
-from graph.files import DISK_FULL_ERRNOS, atomic_write, disk_full
+from graph.files import atomic_write
 from graph.types import Clip
 
 log = logging.getLogger(__name__)
@@ -94,9 +95,19 @@ class AudioInfo:
 
 
 def probe(path: str | Path) -> AudioInfo:
-    """Describe the first audio stream of ``path``; BadAudio for anything that is not usable audio."""
+    """Describe the first audio stream of ``path``; BadAudio for anything that is not usable audio.
+
+    Remembered per file version (device, inode, size, mtime): a job probes its input when it is accepted, when it
+    starts and before each decode, and each ffprobe is a process start.
+    """
     path = Path(path)
     _check_file(path)
+    stat = path.stat()
+    return _probe(path, (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=256)
+def _probe(path: Path, version: tuple[int, ...]) -> AudioInfo:
     _refuse_indirections(path)
     data = _ffprobe(path)
     streams = data.get("streams") or []
@@ -235,15 +246,49 @@ def write_audio(path: str | Path, samples: np.ndarray, sr: int, format: WriteFor
     if peak > 1.0:
         log.warning("%s: peak %.2f dBFS is over full scale; clipping", path, db(peak))
         x = np.clip(x, -1.0, 1.0)
+    def encode(handle) -> None:
+        kept = _KeptErrors(handle)
+        try:
+            sf.write(kept, x, sr, subtype=WRITE_SUBTYPE, format=fmt.upper())
+        except Exception:
+            if kept.error is None:
+                raise
+        if kept.error is not None:  # the write that failed (a full disk, say), not libsndfile's account of it
+            raise kept.error
+
     try:
-        return atomic_write(path, lambda f: sf.write(f, x, sr, subtype=WRITE_SUBTYPE, format=fmt.upper()))
+        return atomic_write(path, encode)
     except OSError as exc:
-        if exc.errno in DISK_FULL_ERRNOS:
-            raise disk_full(path.parent, exc) from exc
         raise OutputNotWritable(
             f"cannot write {path}: {exc.strerror or exc}. Check the directory exists "
             "and is writable, and that the disk is not full."
         ) from None
+
+
+class _KeptErrors:
+    """A file for soundfile, whose C callbacks print and swallow exceptions: the first OSError is kept (and
+    nothing more written) so the caller raises it, instead of a short file passing for a whole one."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self.error: OSError | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self._handle, name)
+
+    def write(self, data) -> int:
+        return self._call("write", 0, data)
+
+    def seek(self, *args) -> int:
+        return self._call("seek", 0, *args)
+
+    def _call(self, method: str, failed: int, *args) -> int:
+        if self.error is None:
+            try:
+                return getattr(self._handle, method)(*args)
+            except OSError as exc:
+                self.error = exc
+        return failed
 
 
 def _check_file(path: Path) -> None:

@@ -32,6 +32,7 @@ from graph.run.pools import make_job
 log = logging.getLogger(__name__)
 
 EXPIRE_EVERY_S = 3600.0  # how often finished jobs past their retention are looked for
+RESUME_FREED_BYTES = 2**20  # a job paused by a full disk is tried again once this much more space is free
 DAY_S = 86400.0
 
 
@@ -117,7 +118,7 @@ class JobRunner:
         await asyncio.to_thread(self.store.sweep)
         for record in self.store.active():
             if record.status == "running":
-                self.store.set_status(record.id, "queued")
+                self.store.requeue(record.id)
                 self.store.add_event(record.id, "info", "re-queued: it was running when the server stopped")
             self.queue.put_nowait(record.id)
         logging.getLogger("graph").addHandler(self._warnings)
@@ -252,11 +253,14 @@ class JobRunner:
         self._backoff_s.pop(job_id, None)
 
     def _retry_later(self, job_id: str, exc: Exception) -> None:
-        """Queue the job again after a growing wait; on disk it is queued again, its checkpoint kept."""
+        """Queue the job again after a growing wait; on disk it is queued again, its checkpoint kept. A job
+        stopped by a full disk waits until space was freed, so it does not redo its unsaved lines for nothing."""
         wait = min(self._backoff_s.get(job_id, self.limits.backoff_s / 2) * 2, self.limits.max_backoff_s)
         self._backoff_s[job_id] = wait
+        free_at_pause = None
         if is_disk_full(exc):
             reason = "the server's disk is full"
+            free_at_pause = shutil.disk_usage(self.store.root).free
         elif isinstance(exc, StoreUnavailable):
             reason = "the job store is unavailable"
         else:
@@ -265,10 +269,15 @@ class JobRunner:
         log.warning("[%s] paused: %s; trying again in %.0f s", job_id, reason, wait)
         with contextlib.suppress(DubError):
             self.store.requeue(job_id)
-            self.store.add_event(job_id, "warning", f"paused: {reason}; trying again in {wait:.0f} s")
-        self._retries[job_id] = asyncio.get_running_loop().call_later(wait, self._requeue, job_id)
+            self.store.add_event(job_id, "warning", f"paused: {reason}; it resumes by itself")
+        self._retries[job_id] = asyncio.get_running_loop().call_later(wait, self._requeue, job_id, free_at_pause)
 
-    def _requeue(self, job_id: str) -> None:
+    def _requeue(self, job_id: str, free_at_pause: int | None) -> None:
+        needed = None if free_at_pause is None else max(free_at_pause + RESUME_FREED_BYTES, self.limits.min_free_bytes)
+        if needed is not None and shutil.disk_usage(self.store.root).free < needed:  # nothing freed yet: wait again
+            wait = self._backoff_s.get(job_id, self.limits.backoff_s)
+            self._retries[job_id] = asyncio.get_running_loop().call_later(wait, self._requeue, job_id, free_at_pause)
+            return
         self._retries.pop(job_id, None)
         self.queue.put_nowait(job_id)
 
@@ -294,7 +303,8 @@ class JobRunner:
             self._failed(record, exc, options)
             return
         if checkpoint.hits:
-            self.store.add_event(job_id, "info", f"resumed: {checkpoint.hits} finished units reused from before")
+            with contextlib.suppress(DubError):  # only a note: a busy store must not undo the run
+                self.store.add_event(job_id, "info", f"resumed: {checkpoint.hits} finished units reused from before")
         self.store.set_status(job_id, "done")
         cleanup = asyncio.ensure_future(asyncio.to_thread(self.store.drop_work_files, job_id, record.input_name))
         self._cleanups.add(cleanup)

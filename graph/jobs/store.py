@@ -91,10 +91,11 @@ class JobStore:
             raise StoreUnavailable(f"the job store is unavailable ({exc}); try again in a few seconds") from exc
 
     def create(self, job_id: str, options: dict[str, Any], input_name: str) -> JobRecord:
+        """Insert a queued job (one statement: the job exists whole, or not at all)."""
         now = time.time()
         self._exec("INSERT INTO jobs (id, status, created_s, updated_s, options, input_name) "
                    "VALUES (?, 'queued', ?, ?, ?, ?)", job_id, now, now, json.dumps(options), input_name)  # fmt: skip
-        return self.get(job_id)
+        return JobRecord(job_id, "queued", now, now, options, input_name, None, 0)
 
     def get(self, job_id: str) -> JobRecord | None:
         if not ID_PATTERN.match(job_id):
