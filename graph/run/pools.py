@@ -20,6 +20,7 @@ from graph.run.stages import ActorPool
 log = logging.getLogger(__name__)
 
 MAX_COUNT = 1024  # actors per role, threads per actor, lines per batch
+MAX_RESTARTS = 3  # an actor whose process or node died starts again elsewhere this often, then is dropped
 MAX_WAIT_S = 10.0
 
 
@@ -79,6 +80,10 @@ def start_stages(profile, replicas: Replicas = Replicas()) -> Stages:
 
     Synthesizers are ``BatchingSynthesizer`` actors around the profile's class, so the CLI, backfills and Serve
     voice lines the same way (one at a time per thread, or decoded in batches with ``synth_batch``).
+
+    On a cluster, the actors of a role are spread over the nodes that can hold them, and an actor whose node is
+    lost (a spot worker reclaimed) restarts elsewhere: the calls it had in flight run again there (model calls
+    are stateless), and what it returned but was not fetched yet is recomputed by Ray from its lineage.
     """
     import ray
 
@@ -92,7 +97,8 @@ def start_stages(profile, replicas: Replicas = Replicas()) -> Stages:
              args: tuple = ()) -> ActorPool:
         spec = profile.model(role)
         remote = ray.remote(actor or load_object(spec.actor))
-        options = {"num_cpus": 0, "max_concurrency": per_actor, "max_restarts": 1}
+        options = {"num_cpus": 0, "max_concurrency": per_actor, "max_restarts": MAX_RESTARTS,
+                   "max_task_retries": 1, "scheduling_strategy": "SPREAD"}  # fmt: skip
         if gpu and has_gpu:
             options["num_gpus"] = gpu
         return ActorPool([remote.options(**options).remote(spec, profile.name, *args) for _ in range(count)],

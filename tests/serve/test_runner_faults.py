@@ -10,13 +10,10 @@ never through the store under test.
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import logging
 import os
-import shutil
 import sqlite3
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,13 +22,13 @@ import pytest
 import soundfile as sf
 from starlette.datastructures import UploadFile
 
-import graph.files
 from graph.errors import InsufficientStorage
 from graph.jobs.http import input_saver
 from graph.jobs.runner import JobQueueFull, JobRunner, Limits
 from graph.jobs.store import JobStore
 from graph.options import DubOptions
 from tests.run.test_pipeline import LINES, OUT_SR, ToneVoice, recording, stages  # noqa: F401 (recording: fixture)
+from tests.serve.disk import InjectedFullDisk, MountRefused, Tmpfs
 from tests.serve.test_jobs import OPTIONS, PROFILE, GatedVoice, copier
 
 FAST = {"backoff_s": 0.05, "max_backoff_s": 0.2}  # paused jobs are tried again within a fraction of a second
@@ -147,85 +144,15 @@ def test_store_errors_at_every_step_of_a_job_lose_nothing_and_redo_no_line(recor
     assert runner._warnings.dropped >= 1  # the events the store refused were dropped, not raised into the job
 
 
-class Tmpfs:
-    """A small tmpfs as the job store's disk (root only; skipped where mounting is refused)."""
-
-    def __init__(self, root: Path, size_mb: int = 24):
-        root.mkdir()
-        try:
-            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(root)],
-                           check=True, capture_output=True, timeout=30)  # fmt: skip
-        except (OSError, subprocess.SubprocessError) as exc:
-            pytest.skip(f"cannot mount a tmpfs here ({exc}); the injected full disk covers the same path")
-        self.root = root
-
-    def fill(self) -> None:
-        """Write a ballast file until the disk refuses: nothing is left for anyone else."""
-        with open(self.root / "ballast", "wb", buffering=0) as ballast:
-            block = b"\0" * 65536
-            try:
-                while ballast.write(block):
-                    pass
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC, exc
-
-    def free(self) -> None:
-        (self.root / "ballast").unlink()
-
-    def close(self) -> None:
-        subprocess.run(["umount", "-l", str(self.root)], check=False, capture_output=True, timeout=30)
-
-
-class InjectedFullDisk:
-    """ENOSPC from every write through graph.files (checkpoints, artifacts, saved uploads) while ``full``, and no
-    free space as shutil.disk_usage reports it: the same path as a full disk, where no tmpfs can be mounted."""
-
-    def __init__(self, root: Path, monkeypatch):
-        root.mkdir()
-        self.root = root
-        self.full = False
-        real_usage = shutil.disk_usage
-        monkeypatch.setattr(graph.files, "open", self._open, raising=False)
-        monkeypatch.setattr(shutil, "disk_usage", lambda path: real_usage(path)._replace(free=0) if self.full
-                            else real_usage(path))  # fmt: skip
-
-    def _open(self, path, mode="r", *args, **kwargs):
-        handle = open(path, mode, *args, **kwargs)
-        return handle if "r" in mode else _FullWhenFull(handle, self)
-
-    def fill(self) -> None:
-        self.full = True
-
-    def free(self) -> None:
-        self.full = False
-
-    def close(self) -> None:
-        pass
-
-
-class _FullWhenFull:
-    def __init__(self, handle, disk: InjectedFullDisk):
-        self._handle = handle
-        self._disk = disk
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._handle.close()
-
-    def write(self, data) -> int:
-        if self._disk.full:
-            raise OSError(errno.ENOSPC, "No space left on device (injected)")
-        return self._handle.write(data)
-
-    def __getattr__(self, name: str):
-        return getattr(self._handle, name)
-
-
 @pytest.fixture(params=["tmpfs", "injected"])
 def disk(request, tmp_path, monkeypatch):
-    made = Tmpfs(tmp_path / "disk") if request.param == "tmpfs" else InjectedFullDisk(tmp_path / "disk", monkeypatch)
+    if request.param == "injected":
+        made = InjectedFullDisk(tmp_path / "disk", monkeypatch)
+    else:
+        try:
+            made = Tmpfs(tmp_path / "disk")
+        except MountRefused as exc:
+            pytest.skip(f"{exc}; the injected full disk covers the same path")
     yield made
     made.close()
 
