@@ -23,6 +23,7 @@ from ray.serve import Application
 
 from actors.serving import Diarizer, Synthesizer, Transcriber, Translator, profile_with, serve_stages
 from graph.errors import DubError, JobNotFound, RequestTooLarge
+from graph.jobs import bodies
 from graph.jobs import http as api
 from graph.jobs.runner import JobRunner, Limits
 from graph.jobs.store import JobStore
@@ -97,8 +98,8 @@ class DubIngress:
                       **open_docs)  # fmt: skip
         api.install_error_handlers(app)
         args = self.args
-        api.bound_bodies(app, api.BodyLimits(int(args.max_upload_mb * 2**20), int(args.max_body_kb * 2**10),
-                                             args.body_timeout_s, args.body_min_kbps * 2**10))  # fmt: skip
+        bodies.bound_bodies(app, bodies.BodyLimits(int(args.max_upload_mb * 2**20), int(args.max_body_kb * 2**10),
+                                                   args.body_timeout_s, args.body_min_kbps * 2**10))  # fmt: skip
         guard = [Depends(api.api_key_guard(self.api_key))]
         route = app.add_api_route
         if self.api_key is not None:  # the schema only for key holders; no browsable docs (they cannot send it)

@@ -4,11 +4,9 @@ Every stage after this one receives numpy arrays, never paths or file-like objec
 decoding (one code path for every container, downmix and resampling included); each failure becomes a
 ``BadAudio`` or ``AudioTooLarge`` whose message says what to do, never a raw subprocess error.
 
-Inputs are untrusted: ffmpeg may only read the one local file (``-protocol_whitelist file,pipe``) through the
-demuxers of real audio/video containers (``-format_whitelist``), so a playlist, a concat list or a session
-description, which make ffmpeg open other files or streams, is refused whatever the ffmpeg build allows; text
-playlists are recognised up front for a clear message. Memory is bounded by what comes out: one channel, at
-most ``MAX_SOURCE_SR`` samples a second, whatever the file declares.
+Inputs are untrusted: ffmpeg reads them only as local files through container demuxers (``graph.ffmpeg_input``),
+and memory is bounded by what comes out: one channel, at most ``MAX_SOURCE_SR`` samples a second, whatever the
+file declares.
 """
 
 from __future__ import annotations
@@ -30,7 +28,8 @@ import numpy as np
 import soundfile as sf
 
 from graph.errors import AudioTooLarge, BadAudio, DubError, OutputNotWritable
-from graph.files import atomic_write
+from graph.ffmpeg_input import CONTAINERS, MAX_CHANNELS, input_options, refuse_indirections, to_mono
+from graph.files import ErrorKeepingFile, atomic_write
 from graph.types import Clip
 
 log = logging.getLogger(__name__)
@@ -53,23 +52,6 @@ SILENCE_FRAME_S = 0.05  # frame length for is_silent: short enough that one spok
 PROBE_TIMEOUT_S = 60.0  # ffprobe reads headers only; a hang means a broken file or filesystem
 
 MAX_SOURCE_SR = 48_000  # the source-rate copy (voice references) is resampled down to this by ffmpeg
-MAX_CHANNELS = 64  # more is no recording of people talking
-STANDARD_CHANNELS = 8  # up to 7.1 ffmpeg knows the layout and downmixes by it; beyond, channels are averaged
-PROTOCOLS = "file,pipe"
-# Demuxers of audio/video containers; none of them opens another file or stream (hls, concat, dash, sdp, ... do).
-CONTAINERS = ("wav", "w64", "flac", "mp3", "ogg", "mov", "matroska", "aac", "loas", "aiff", "caf", "au", "avi",
-              "asf", "mpegts", "mpeg", "amr", "ac3", "eac3", "dts", "truehd", "wv", "ape", "tta", "flv", "mxf")  # fmt: skip
-INDIRECTIONS = {  # how text files that point at other media begin -> what they are
-    b"#extm3u": "an M3U/HLS playlist",
-    b"#extinf": "an M3U playlist",
-    b"ffconcat": "an ffconcat list",
-    b"file ": "a concat list",
-    b"[playlist]": "a PLS playlist",
-    b"<?xml": "an XML document (a DASH manifest or a SMIL/XSPF playlist)",
-    b"<mpd": "a DASH manifest",
-    b"<smil": "a SMIL playlist",
-    b"v=0": "an SDP session description",
-}
 
 WriteFormat = Literal["wav", "flac"]
 WRITE_FORMATS: tuple[str, ...] = ("wav", "flac")
@@ -108,7 +90,7 @@ def probe(path: str | Path) -> AudioInfo:
 
 @functools.lru_cache(maxsize=256)
 def _probe(path: Path, version: tuple[int, ...]) -> AudioInfo:
-    _refuse_indirections(path)
+    refuse_indirections(path, INPUT_FORMATS_HINT)
     data = _ffprobe(path)
     streams = data.get("streams") or []
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
@@ -247,7 +229,7 @@ def write_audio(path: str | Path, samples: np.ndarray, sr: int, format: WriteFor
         log.warning("%s: peak %.2f dBFS is over full scale; clipping", path, db(peak))
         x = np.clip(x, -1.0, 1.0)
     def encode(handle) -> None:
-        kept = _KeptErrors(handle)
+        kept = ErrorKeepingFile(handle)
         try:
             sf.write(kept, x, sr, subtype=WRITE_SUBTYPE, format=fmt.upper())
         except Exception:
@@ -265,32 +247,6 @@ def write_audio(path: str | Path, samples: np.ndarray, sr: int, format: WriteFor
         ) from None
 
 
-class _KeptErrors:
-    """A file for soundfile, whose C callbacks print and swallow exceptions: the first OSError is kept (and
-    nothing more written) so the caller raises it, instead of a short file passing for a whole one."""
-
-    def __init__(self, handle):
-        self._handle = handle
-        self.error: OSError | None = None
-
-    def __getattr__(self, name: str):
-        return getattr(self._handle, name)
-
-    def write(self, data) -> int:
-        return self._call("write", 0, data)
-
-    def seek(self, *args) -> int:
-        return self._call("seek", 0, *args)
-
-    def _call(self, method: str, failed: int, *args) -> int:
-        if self.error is None:
-            try:
-                return getattr(self._handle, method)(*args)
-            except OSError as exc:
-                self.error = exc
-        return failed
-
-
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise BadAudio(f"audio file not found: {path} (working directory {Path.cwd()}). Check the path.")
@@ -304,7 +260,7 @@ def _ffprobe(path: Path) -> dict:
     cmd = [
         "ffprobe", "-v", "error", "-of", "json",
         "-show_entries", "format=duration,format_name:stream=codec_type,codec_name,sample_rate,channels,duration",
-        *_input_options(), _url(path),
+        *input_options(), _url(path),
     ]  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
@@ -340,8 +296,8 @@ def _ffprobe(path: Path) -> dict:
 def _run_ffmpeg(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float | None) -> np.ndarray:
     """Stream ffmpeg's raw float32 output straight into one preallocated array (grown only if needed)."""
     cmd = [
-        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", *_input_options(), "-i", _url(path),
-        "-map", "0:a:0", *_to_mono(info.channels), "-ar", str(out_sr),
+        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", *input_options(), "-i", _url(path),
+        "-map", "0:a:0", *to_mono(info.channels), "-ar", str(out_sr),
         "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
     ]  # fmt: skip
     limit = None if max_duration_s is None else int(math.ceil(max_duration_s * out_sr))
@@ -432,28 +388,6 @@ def _last_error(stderr: bytes, path: Path) -> str:
     if not lines:
         return ""
     return lines[-1].removeprefix(f"{_url(path)}: ")
-
-
-def _input_options() -> list[str]:
-    """Before ``-i``: only the local file itself, through a container demuxer (see the module docstring)."""
-    return ["-protocol_whitelist", PROTOCOLS, "-format_whitelist", ",".join(CONTAINERS)]
-
-
-def _to_mono(channels: int) -> list[str]:
-    """Known layouts downmix by their layout (``-ac 1``); more channels than 7.1 have none: average them."""
-    if channels <= STANDARD_CHANNELS:
-        return ["-ac", "1"]
-    return ["-af", "pan=mono|c0=" + "+".join(f"{1 / channels:.6g}*c{i}" for i in range(channels))]
-
-
-def _refuse_indirections(path: Path) -> None:
-    """BadAudio for a text playlist or list of other media, named, before ffmpeg sees it."""
-    with open(path, "rb") as f:
-        head = f.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    for start, what in INDIRECTIONS.items():
-        if head.startswith(start):
-            raise BadAudio(f"{path} is {what}, not audio: files that point at other files or streams are refused. "
-                           f"Send the audio itself ({INPUT_FORMATS_HINT}).")  # fmt: skip
 
 
 def _url(path: Path) -> str:

@@ -37,6 +37,32 @@ def disk_full(directory: str | Path, exc: OSError) -> InsufficientStorage:
                                "free some space, then try again")
 
 
+class ErrorKeepingFile:
+    """A file for a C library whose callbacks print and swallow exceptions (soundfile's): the first OSError is
+    kept, and nothing more written, so the caller raises it instead of a short file passing for a whole one."""
+
+    def __init__(self, handle):
+        self._handle = handle
+        self.error: OSError | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self._handle, name)
+
+    def write(self, data) -> int:
+        return self._call("write", data)
+
+    def seek(self, *args) -> int:
+        return self._call("seek", *args)
+
+    def _call(self, method: str, *args) -> int:
+        if self.error is None:
+            try:
+                return getattr(self._handle, method)(*args)
+            except OSError as exc:
+                self.error = exc
+        return 0
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     """Run ``write`` on a hidden temp file beside ``path``, then rename it into place (same filesystem).
 

@@ -2,13 +2,11 @@
 
 Every error leaves as ``{"error": {"status", "type", "message", ...}}`` with the status its ``DubError`` class
 names; anything unexpected becomes a 500 with a reference id for the server log, never a traceback.
-Every request body is counted and timed while it streams in (``BodyLimits``): an oversized one is refused
-without being stored whole, and one that stalls or trickles in is dropped (408) instead of holding the server.
+Request bodies are bounded and timed as they stream in by ``graph.jobs.bodies``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import ipaddress
 import json
@@ -17,10 +15,8 @@ import os
 import re
 import secrets
 import shutil
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +24,14 @@ from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.datastructures import Headers, UploadFile
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from graph.errors import (
-    AudioTooLarge,
     BadInput,
     DubError,
     InsufficientStorage,
     JobNotFound,
-    RequestTimeout,
-    RequestTooLarge,
     Unauthorized,
     UnsupportedLanguage,
     UnsupportedMediaType,
@@ -81,7 +74,7 @@ def error_response(
     return JSONResponse({"error": {"status": status, "type": kind, "message": message, **extra}}, status, headers)
 
 
-def _dub_error(error: DubError) -> JSONResponse:
+def dub_error(error: DubError) -> JSONResponse:
     extra: dict[str, Any] = {}
     headers = None
     if isinstance(error, UnsupportedLanguage):
@@ -95,9 +88,9 @@ def _dub_error(error: DubError) -> JSONResponse:
 def _unexpected(exc: BaseException) -> JSONResponse:
     error = user_error(exc)
     if error is not None:
-        return _dub_error(error)
+        return dub_error(error)
     if is_disk_full(exc):  # e.g. spooling a multipart upload to the temp directory
-        return _dub_error(InsufficientStorage("the server's disk is full; try again later"))
+        return dub_error(InsufficientStorage("the server's disk is full; try again later"))
     reference = secrets.token_hex(6)
     log.error("internal error %s", reference, exc_info=exc)
     return error_response(500, "InternalError", f"internal error; the server log has details (reference {reference})")
@@ -129,12 +122,12 @@ class _CatchAll:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def on_dub_error(_: Request, exc: DubError) -> JSONResponse:
-        return _dub_error(user_error(exc) or exc)
+    async def ondub_error(_: Request, exc: DubError) -> JSONResponse:
+        return dub_error(user_error(exc) or exc)
 
     async def on_http(_: Request, exc: HTTPException) -> JSONResponse:
         if isinstance(exc.__cause__, DubError):  # FastAPI wraps what stopped it reading a body (BodyLimits)
-            return _dub_error(exc.__cause__)
+            return dub_error(exc.__cause__)
         status = 422 if exc.status_code == 400 else exc.status_code  # malformed bodies count as bad parameters
         return error_response(status, "HTTPError", str(exc.detail), dict(exc.headers or {}))
 
@@ -179,80 +172,6 @@ def api_key_guard(expected: str | None) -> Callable:
             raise Unauthorized("missing or wrong API key: send it in the X-API-Key header")
 
     return check
-
-
-@dataclass(frozen=True)
-class BodyLimits:
-    """How large a request body may be and how slowly it may arrive."""
-
-    upload_bytes: int  # multipart bodies: an upload
-    other_bytes: int  # JSON, urlencoded and any other body
-    idle_s: float = 30.0  # a body that sends nothing for this long is dropped (408)
-    min_bytes_per_s: float = 8192.0  # past its first idle_s, a body must have averaged at least this (slow loris)
-
-    def __post_init__(self) -> None:
-        if min(self.upload_bytes, self.other_bytes) < 1 or self.idle_s <= 0 or self.min_bytes_per_s < 0:
-            raise ValueError(f"body limits must be positive, got {self}")
-
-
-def bound_bodies(app: FastAPI, limits: BodyLimits) -> None:
-    app.add_middleware(_BoundedBodies, limits=limits)
-
-
-class _BoundedBodies:
-    """ASGI middleware: a declared length over the limit is refused before the body is read; the body itself is
-    counted and timed as it streams in (``receive`` raises ``RequestTooLarge``/``RequestTimeout``)."""
-
-    def __init__(self, app, limits: BodyLimits):
-        self.app = app
-        self.limits = limits
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = Headers(scope=scope)
-        upload = headers.get("content-type", "").split(";")[0].strip().lower() == "multipart/form-data"
-        limit = self.limits.upload_bytes if upload else self.limits.other_bytes
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            return await _dub_error(_too_large(int(declared), limit, upload))(scope, receive, send)
-        await self.app(scope, self._paced(receive, limit, upload), send)
-
-    def _paced(self, receive: Callable, limit: int, upload: bool) -> Callable:
-        idle_s, min_rate = self.limits.idle_s, self.limits.min_bytes_per_s
-        started = time.monotonic()
-        seen = 0
-        complete = False
-
-        async def paced() -> dict:
-            nonlocal seen, complete
-            if complete:  # the body is in: later receives wait for a disconnect, as long as they like
-                return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), idle_s)
-            except asyncio.TimeoutError:
-                raise RequestTimeout(f"the request body stalled: nothing arrived for {idle_s:g} s") from None
-            if message["type"] != "http.request":
-                complete = True
-                return message
-            seen += len(message.get("body", b""))
-            complete = not message.get("more_body", False)
-            if seen > limit:
-                raise _too_large(None, limit, upload)
-            elapsed = time.monotonic() - started
-            if not complete and elapsed > idle_s and seen < min_rate * elapsed:
-                raise RequestTimeout(f"the request body arrives too slowly ({seen / elapsed / 1024:.2f} KB/s; this "
-                                     f"server needs at least {min_rate / 1024:g} KB/s)")  # fmt: skip
-            return message
-
-        return paced
-
-
-def _too_large(declared: int | None, limit: int, upload: bool) -> DubError:
-    size = f"is {declared / 2**20:.1f} MB" if declared is not None else "is larger than that"
-    if upload:
-        return AudioTooLarge(f"the upload {size}; this server's upload limit is {limit / 2**20:g} MB")
-    return RequestTooLarge(f"the request body {size}; this server accepts at most {limit / 2**10:g} KB here")
 
 
 @asynccontextmanager

@@ -138,8 +138,8 @@ class JobRunner:
 
     def check_space(self, incoming_bytes: int = 0) -> None:
         """InsufficientStorage (507) when storing ``incoming_bytes`` more would leave less than the reserve free."""
-        free = shutil.disk_usage(self.store.root).free
-        if free - incoming_bytes < self.limits.min_free_bytes:
+        free = self._free_bytes()
+        if free is not None and free - incoming_bytes < self.limits.min_free_bytes:
             raise InsufficientStorage(f"the server's disk is nearly full ({free / 2**20:.0f} MB free): it takes no "
                                       "new jobs until space is freed; try again later")  # fmt: skip
 
@@ -223,7 +223,7 @@ class JobRunner:
         while True:
             try:
                 await asyncio.to_thread(self.expire)
-            except DubError as exc:  # the store is busy or the disk full: the next round tries again
+            except Exception as exc:  # noqa: BLE001 - the store is busy or the disk full: the next round tries again
                 log.warning("expiring finished jobs failed: %s", exc)
             await asyncio.sleep(interval_s)
 
@@ -260,26 +260,33 @@ class JobRunner:
         free_at_pause = None
         if is_disk_full(exc):
             reason = "the server's disk is full"
-            free_at_pause = shutil.disk_usage(self.store.root).free
+            free_at_pause = self._free_bytes()
         elif isinstance(exc, StoreUnavailable):
             reason = "the job store is unavailable"
         else:
             reason = f"an internal error ({type(exc).__name__})"
             log.error("[%s] unexpected error outside the job", job_id, exc_info=exc)
         log.warning("[%s] paused: %s; trying again in %.0f s", job_id, reason, wait)
-        with contextlib.suppress(DubError):
+        with contextlib.suppress(Exception):  # the store may be what failed: the job is queued in memory anyway
             self.store.requeue(job_id)
             self.store.add_event(job_id, "warning", f"paused: {reason}; it resumes by itself")
         self._retries[job_id] = asyncio.get_running_loop().call_later(wait, self._requeue, job_id, free_at_pause)
 
     def _requeue(self, job_id: str, free_at_pause: int | None) -> None:
+        free = self._free_bytes()
         needed = None if free_at_pause is None else max(free_at_pause + RESUME_FREED_BYTES, self.limits.min_free_bytes)
-        if needed is not None and shutil.disk_usage(self.store.root).free < needed:  # nothing freed yet: wait again
+        if needed is not None and free is not None and free < needed:  # nothing was freed yet: wait again
             wait = self._backoff_s.get(job_id, self.limits.backoff_s)
             self._retries[job_id] = asyncio.get_running_loop().call_later(wait, self._requeue, job_id, free_at_pause)
             return
         self._retries.pop(job_id, None)
         self.queue.put_nowait(job_id)
+
+    def _free_bytes(self) -> int | None:
+        try:
+            return shutil.disk_usage(self.store.root).free
+        except OSError:  # unknown: no check rests on it
+            return None
 
     async def _run(self, record: JobRecord) -> None:
         """One run of a job: a failure of the job is recorded as its reason; a full disk or a store error raise
