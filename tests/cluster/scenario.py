@@ -99,7 +99,7 @@ def kill_busiest(sim: SimulatedCluster, actors: dict[str, list[tuple[str, int]]]
     pids = {pid for placed in actors.values() for node, pid in placed if node == victim}
     sim.kill_worker(victim)
     events = logged(log)
-    started = Counter((e["seed"], e["text"]) for e in events if e["event"] == "start" and e["pid"] in pids)
+    started = Counter((e["seed"], e["text"]) for e in events if e["event"] == "enter" and e["pid"] in pids)
     done = Counter((e["seed"], e["text"]) for e in events if e["event"] == "done" and e["pid"] in pids)
     return {"actors_killed": sum(node == victim for placed in actors.values() for node, _ in placed),
             "victim_pids": sorted(pids), "in_flight": sum((started - done).values())}  # fmt: skip

@@ -87,7 +87,7 @@ class CountingSynthesizer(EspeakSynthesizer):
             ray.get(ctl.leave.remote(text, seed, pid, done))
 
 
-LOG_ENV = "DUBGRAPH_TEST_SYNTH_LOG"  # JSON lines: {"event": "start"|"done", "seed", "text", "pid"}
+LOG_ENV = "DUBGRAPH_TEST_SYNTH_LOG"  # JSON lines: {"event": "enter"|"start"|"done", "seed", "text", "pid"}
 GATE_ENV = "DUBGRAPH_TEST_SYNTH_GATE"  # while this file exists, it holds how many lines may start in all
 
 
@@ -98,6 +98,7 @@ class LoggedSynthesizer(EspeakSynthesizer):
     """
 
     def synthesize(self, text, language, conditionals, seed=0, exaggeration=0.5, cfg_weight=0.5, temperature=0.8):
+        self._record("enter", text, seed)  # the call reached a replica: in flight from here
         self._record("start", text, seed, wait=True)
         clip = super().synthesize(text, language, conditionals, seed, exaggeration, cfg_weight, temperature)
         self._record("done", text, seed)

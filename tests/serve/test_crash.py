@@ -91,7 +91,7 @@ def test_sigkilled_serve_run_resumes_every_job_without_voicing_a_finished_line_a
     finally:
         kill_session(proc)
     finished = {(e["seed"], e["text"]) for e in logged(synth_log) if e["event"] == "done"}
-    in_flight = len([e for e in logged(synth_log) if e["event"] == "start"]) - len(finished)
+    in_flight = len([e for e in logged(synth_log) if e["event"] == "enter"]) - len(finished)
     gate.unlink()
     proc = start(config, log)
     try:
@@ -106,7 +106,8 @@ def test_sigkilled_serve_run_resumes_every_job_without_voicing_a_finished_line_a
     assert [s["runs"] for s in after] == [2, 1]
     voiced = Counter((e["seed"], e["text"]) for e in logged(synth_log) if e["event"] == "done")
     recomputed = [line for line in finished if voiced[line] > 1]
-    assert len(finished) == FINISHED_BEFORE_KILL and not recomputed, recomputed  # finished lines: never again
+    assert len(finished) == FINISHED_BEFORE_KILL and in_flight == 1  # the crash came where it was meant to
+    assert not recomputed, recomputed  # finished lines: never again
     lines = [(line["utterance_id"], line["text"]) for m in manifests for line in m["languages"]["pt-br"]["lines"]]
     assert sum(voiced.values()) == len([1 for _, text in lines if text.strip()])  # each line voiced exactly once
     print(f"crash: 2 jobs accepted, 2 completed, {len(finished)} lines finished before the kill, {in_flight} in "
