@@ -88,7 +88,14 @@ class _BoundedBodies:
 
 
 def _too_large(declared: int | None, limit: int, upload: bool) -> DubError:
-    size = f"is {declared / 2**20:.1f} MB" if declared is not None else "is larger than that"
+    size = f"is {_size(declared)}" if declared is not None else "is larger than that"
     if upload:
-        return AudioTooLarge(f"the upload {size}; this server's upload limit is {limit / 2**20:g} MB")
-    return RequestTooLarge(f"the request body {size}; this server accepts at most {limit / 2**10:g} KB here")
+        return AudioTooLarge(f"the upload {size}; this server's upload limit is {_size(limit)}")
+    return RequestTooLarge(f"the request body {size}; this server accepts at most {_size(limit)} here")
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.4g} {unit}"
+    return f"{n} bytes"

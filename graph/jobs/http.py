@@ -122,7 +122,7 @@ class _CatchAll:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    async def ondub_error(_: Request, exc: DubError) -> JSONResponse:
+    async def on_dub_error(_: Request, exc: DubError) -> JSONResponse:
         return dub_error(user_error(exc) or exc)
 
     async def on_http(_: Request, exc: HTTPException) -> JSONResponse:
