@@ -172,9 +172,12 @@ class JobRunner:
         """make_job's checks (languages, readable audio, writable output) plus the duration limit."""
         try:
             job = make_job(input_path, self.store.out_dir(job_id), options, self.profile, job_id)
-            duration = audio.probe(input_path).duration_s
+            info = audio.probe(input_path)
         except DubError as exc:
             raise _scrubbed(exc, input_path) from None
+        # the longer of what ffprobe measures and what the header declares: a header claiming hours is over the
+        # limit even when the bytes behind it are few (decoding would call it truncated, but later)
+        duration = max((s for s in (info.duration_s, info.declared_s) if s is not None), default=None)
         limit = self.limits.max_duration_s
         if limit is not None and duration is not None and duration > limit:
             raise AudioTooLarge(f"the audio is {duration:.0f} s long; this server accepts at most {limit:.0f} s")
