@@ -241,7 +241,9 @@ def test_hostile_uploads_each_get_a_clear_answer_in_time_and_a_normal_job_still_
     if odd["10 channels at 192 kHz"]["status"] == "failed":
         assert odd["10 channels at 192 kHz"]["error"]["type"] == "BadAudio", odd
     assert wait_for(client, normal)["status"] == "done"
-    print("hostile requests answered:", json.dumps(answers, indent=1))
+    answers.update({f"{name}: job": odd[name]["status"] + (f" ({odd[name]['error']['type']}: "
+                    f"{odd[name]['error']['message']})" if "error" in odd[name] else "") for name in odd})  # fmt: skip
+    print("hostile requests answered:", json.dumps(answers))
 
 
 def test_a_full_disk_answers_507_and_the_server_recovers(client, jobs_disk, sample_wav):
