@@ -14,6 +14,7 @@ import json
 import os
 import time
 
+import ray
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -22,6 +23,7 @@ from ray.serve import Application
 
 from actors.serving import Diarizer, Separator, Synthesizer, Transcriber, Translator, profile_with, serve_stages
 from graph.errors import DubError, JobNotFound, RequestTooLarge
+from graph.jobs import bodies
 from graph.jobs import http as api
 from graph.jobs.page import install_page
 from graph.jobs.runner import JobRunner, Limits
@@ -41,7 +43,13 @@ class DubAppArgs(BaseModel):
     job_dir: str = Field("dubgraph-jobs", description="job store (SQLite + a directory per job); keep it")
     api_key: str | None = Field(None, description="required in X-API-Key when set (prefer api_key_env)")
     api_key_env: str = Field("DUBGRAPH_API_KEY", description="environment variable holding the API key, if set")
+    allow_anonymous: bool = Field(False, description="serve without an API key on a non-loopback address")
     max_upload_mb: float = Field(512, gt=0)
+    max_body_kb: float = Field(4096, gt=0, description="largest JSON or form body (everything but an upload)")
+    body_timeout_s: float = Field(30, gt=0, description="a request body that sends nothing this long: 408")
+    body_min_kbps: float = Field(8, ge=0, description="average KB/s a body must keep up after body_timeout_s")
+    min_free_mb: float = Field(256, ge=0, description="uploads are refused (507) below this much free disk")
+    retention_days: float | None = Field(7, gt=0, description="finished jobs are deleted this long after; null: kept")
     max_duration_s: float = Field(3 * 3600, gt=0, description="longest input accepted")
     max_running_jobs: int = Field(2, ge=1, description="jobs dubbed at the same time; the rest wait in the queue")
     max_queued_jobs: int = Field(64, ge=0, description="beyond this, POST /v1/dubs answers 503 with Retry-After")
@@ -61,6 +69,9 @@ class DubAppArgs(BaseModel):
             raise ValueError(str(exc)) from None
         return self
 
+    def key(self) -> str | None:
+        return self.api_key or os.environ.get(self.api_key_env) or None
+
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256)
 @serve.ingress()
@@ -71,8 +82,10 @@ class DubIngress:
         self.args = args
         self.profile = profile_with(args.profile, args.actors)
         self.translator = translator
-        self.api_key = args.api_key or os.environ.get(args.api_key_env) or None
-        limits = Limits(args.max_running_jobs, args.max_queued_jobs, args.retry_after_s, args.max_duration_s)
+        self.api_key = args.key()
+        api.require_key_when_exposed(await asyncio.to_thread(_http_host), self.api_key, args.allow_anonymous)
+        limits = Limits(args.max_running_jobs, args.max_queued_jobs, args.retry_after_s, args.max_duration_s,
+                        args.retention_days, int(args.min_free_mb * 2**20))
         stages = serve_stages(transcriber, diarizer, translator, synthesizer, args.synth_parallelism, separator)
         self.runner = JobRunner(JobStore(args.job_dir), stages, self.profile, limits)
         await self.runner.start()
@@ -82,10 +95,18 @@ class DubIngress:
         await self.runner.close()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        app = FastAPI(title="dubgraph", version="0.1.0", description="Multi-speaker speech-to-speech dubbing jobs.")
+        open_docs = {} if self.api_key is None else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+        app = FastAPI(title="dubgraph", version="0.1.0", description="Multi-speaker speech-to-speech dubbing jobs.",
+                      **open_docs)  # fmt: skip
         api.install_error_handlers(app)
+        args = self.args
+        bodies.bound_bodies(app, bodies.BodyLimits(int(args.max_upload_mb * 2**20), int(args.max_body_kb * 2**10),
+                                                   args.body_timeout_s, args.body_min_kbps * 2**10))  # fmt: skip
         guard = [Depends(api.api_key_guard(self.api_key))]
         route = app.add_api_route
+        if self.api_key is not None:  # the schema only for key holders; no browsable docs (they cannot send it)
+            route("/openapi.json", lambda: JSONResponse(app.openapi()), methods=["GET"], dependencies=guard,
+                  include_in_schema=False)  # fmt: skip
         route("/v1/dubs", self.create_dub, methods=["POST"], status_code=202, dependencies=guard,
               openapi_extra=_DUB_BODY, summary="Start a dub job")
         route("/v1/dubs", self.list_dubs, methods=["GET"], dependencies=guard, summary="Recent jobs, newest first")
@@ -105,7 +126,9 @@ class DubIngress:
         return app
 
     async def create_dub(self, request: Request) -> JSONResponse:
-        async with api.dub_request(request, int(self.args.max_upload_mb * 2**20)) as (fields, upload):
+        declared = request.headers.get("content-length", "")
+        self.runner.check_space(int(declared) if declared.isdigit() else 0)
+        async with api.dub_request(request) as (fields, upload):
             options = api.dub_options(fields, self.profile)
             saver = api.input_saver(fields, upload, self.args.input_roots)
             record = await self.runner.submit(options, saver)
@@ -213,8 +236,25 @@ _DUB_BODY = {
 }
 
 
+def _http_host() -> str | None:
+    """The address Serve's HTTP proxies listen on, when a Serve instance is running here."""
+    from ray.serve.context import _get_global_client
+
+    try:
+        client = _get_global_client(raise_if_no_controller_running=False)
+    except Exception:  # noqa: BLE001 - no Ray or no Serve yet: not known
+        return None
+    return None if client is None else client.http_config.host
+
+
 def build_app(args: DubAppArgs) -> Application:
-    """The application: the ingress bound to the five model deployments (one replica set each)."""
+    """The application: the ingress bound to the five model deployments (one replica set each).
+
+    Where Serve already runs (a config deploy), an exposed address without an API key fails here, at once; the
+    ingress checks again when it starts (``serve run serve_app:app`` imports this before Serve starts)."""
+    host = _http_host() if ray.is_initialized() else None
+    if host is not None:
+        api.require_key_when_exposed(host, args.key(), args.allow_anonymous)
     models = (args.profile, args.actors)
     return DubIngress.bind(
         args, Transcriber.bind(*models), Diarizer.bind(*models), Translator.bind(*models), Synthesizer.bind(*models),

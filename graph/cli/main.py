@@ -7,11 +7,12 @@ import logging
 import sys
 from pathlib import Path
 
-from graph.errors import DubError
+from graph.errors import BadInput, DubError
 from graph.languages import parse_targets
 from graph.options import (
     AUDIO_FORMATS,
     DECODE_PRESETS,
+    FORMATS,
     SAME_CONTAINER,
     DubOptions,
     add_media_flags,
@@ -27,13 +28,22 @@ FORMATS_HELP = (f"outputs to write, comma-separated (default: {DEFAULT_FORMATS})
 log = logging.getLogger("dubgraph")
 TIMING_FLAGS = ("max_stretch", "max_preroll_s", "max_shift_s", "max_rate", "min_stretch")
 
+OWN_LOGGERS = ("graph", "actors", "dubgraph")  # what -v turns to DEBUG; libraries (numba, ray, ...) stay at WARNING
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad flag is one ``error:`` line and exit code 2, like every other bad input (not usage plus a message)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dubgraph",
         description="Multi-speaker speech-to-speech dubbing: every speaker in their own voice, every line in place.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging of dubgraph itself")
     sub = parser.add_subparsers(dest="command", required=True)
 
     dub = sub.add_parser("dub", help="dub one recording into one or more languages")
@@ -49,7 +59,10 @@ def _parser() -> argparse.ArgumentParser:
                                           "their speaker ([Alice] ... or <v Alice>...) also skip diarization")
     dub.add_argument("--formats", default=DEFAULT_FORMATS, help=FORMATS_HELP)
     add_media_flags(dub)
-    dub.add_argument("--seed", type=int, default=0, help="synthesis seed (same seed, same output)")
+    dub.add_argument("--seed", type=int, default=0,
+                     help="synthesis seed: the same seed gives the same dub (full profile: ChatterBox samples each "
+                          "line with a seed hashed from it; the offline espeak-ng voice has no randomness and "
+                          "ignores it)")
     dub.add_argument("--address", help="Ray cluster to use ('auto' = a local `ray start --head`); default: embedded")
     dub.add_argument("--synth-replicas", type=int, default=1, help="synthesizer actors (default 1)")
     dub.add_argument("--batch-lines", type=int, default=None,
@@ -97,16 +110,7 @@ def _dub(args) -> int:
     from graph.run.pools import Replicas, dub_file
 
     profile = get_profile(args.profile)
-    options = from_dict(DubOptions, {
-        "targets": parse_targets(args.to, profile.targets),
-        "profile": profile.name,
-        "asr": {"language": args.source_language},
-        "diarize": {"num_speakers": args.speakers, "min_speakers": args.min_speakers, "max_speakers": args.max_speakers},
-        "tts": {"seed": args.seed},
-        "timing": {name: value for name in TIMING_FLAGS if (value := getattr(args, name)) is not None},
-        "formats": [f.strip() for f in args.formats.split(",") if f.strip()],
-        **media_options(args),
-    })
+    options = _options(args, profile)
     out_dir = Path(args.out) if args.out else Path("dubbed") / Path(args.input).stem
     with ProgressBars() as bars:
         result = dub_file(
@@ -130,9 +134,33 @@ def _dub(args) -> int:
     return 0
 
 
+def _options(args, profile) -> DubOptions:
+    """DubOptions from the flags, checked (types and ranges) like any other input: BadInput when out of range."""
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    if not formats:
+        raise BadInput(f"--formats needs at least one of {', '.join(FORMATS)}")
+    return from_dict(DubOptions, {
+        "targets": list(parse_targets(args.to, profile.targets)),
+        "profile": profile.name,
+        "asr": {"language": args.source_language},
+        "diarize": {"num_speakers": args.speakers, "min_speakers": args.min_speakers, "max_speakers": args.max_speakers},
+        "tts": {"seed": args.seed},
+        "timing": {name: value for name in TIMING_FLAGS if (value := getattr(args, name)) is not None},
+        "formats": formats,
+        **media_options(args),
+    })  # fmt: skip
+
+
+def configure_logging(verbose: bool) -> None:
+    """WARNING for everything; with ``verbose``, DEBUG for dubgraph's own loggers only."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.NOTSET)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
     try:
         return _models(args) if args.command == "models" else _dub(args)
     except DubError as exc:

@@ -2,12 +2,13 @@
 
 Every error leaves as ``{"error": {"status", "type", "message", ...}}`` with the status its ``DubError`` class
 names; anything unexpected becomes a 500 with a reference id for the server log, never a traceback.
-Uploads are counted while they stream in, so an oversized one is refused without being stored whole.
+Request bodies are bounded and timed as they stream in by ``graph.jobs.bodies``.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -27,16 +28,16 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from graph.errors import (
-    AudioTooLarge,
     BadInput,
     DubError,
+    InsufficientStorage,
     JobNotFound,
     Unauthorized,
     UnsupportedLanguage,
     UnsupportedMediaType,
     user_error,
 )
-from graph.jobs.runner import JobQueueFull
+from graph.files import atomic_write, is_disk_full
 from graph.languages import parse_targets
 from graph.media.original import ORIGINAL
 from graph.media.outputs import MANIFEST
@@ -75,20 +76,23 @@ def error_response(
     return JSONResponse({"error": {"status": status, "type": kind, "message": message, **extra}}, status, headers)
 
 
-def _dub_error(error: DubError) -> JSONResponse:
+def dub_error(error: DubError) -> JSONResponse:
     extra: dict[str, Any] = {}
     headers = None
     if isinstance(error, UnsupportedLanguage):
         extra["supported"] = list(error.supported)
-    if isinstance(error, JobQueueFull):
-        headers = {"Retry-After": str(error.retry_after_s)}
+    retry_after_s = getattr(error, "retry_after_s", None)
+    if retry_after_s is not None:
+        headers = {"Retry-After": str(retry_after_s)}
     return error_response(error.http_status, type(error).__name__, str(error), headers, **extra)
 
 
 def _unexpected(exc: BaseException) -> JSONResponse:
     error = user_error(exc)
     if error is not None:
-        return _dub_error(error)
+        return dub_error(error)
+    if is_disk_full(exc):  # e.g. spooling a multipart upload to the temp directory
+        return dub_error(InsufficientStorage("the server's disk is full; try again later"))
     reference = secrets.token_hex(6)
     log.error("internal error %s", reference, exc_info=exc)
     return error_response(500, "InternalError", f"internal error; the server log has details (reference {reference})")
@@ -121,9 +125,11 @@ class _CatchAll:
 
 def install_error_handlers(app: FastAPI) -> None:
     async def on_dub_error(_: Request, exc: DubError) -> JSONResponse:
-        return _dub_error(user_error(exc) or exc)
+        return dub_error(user_error(exc) or exc)
 
     async def on_http(_: Request, exc: HTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, DubError):  # FastAPI wraps what stopped it reading a body (BodyLimits)
+            return dub_error(exc.__cause__)
         status = 422 if exc.status_code == 400 else exc.status_code  # malformed bodies count as bad parameters
         return error_response(status, "HTTPError", str(exc.detail), dict(exc.headers or {}))
 
@@ -135,6 +141,24 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_middleware(_CatchAll)
+
+
+def require_key_when_exposed(host: str | None, key: str | None, allow_anonymous: bool) -> None:
+    """Fail closed: no serving without an API key on an address other machines can reach, unless told to."""
+    if key or allow_anonymous or (host is not None and _loopback(host)):
+        return
+    where = f"on {host}, an address other machines can reach" if host else "on an address this replica cannot tell"
+    raise DubError(f"refusing to serve without an API key {where}: set the key (api_key_env, DUBGRAPH_API_KEY by "
+                   "default), listen on 127.0.0.1, or set allow_anonymous: true to serve anyone who can connect")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 def api_key_guard(expected: str | None) -> Callable:
@@ -152,35 +176,14 @@ def api_key_guard(expected: str | None) -> Callable:
     return check
 
 
-def _limited(receive: Callable, max_bytes: int) -> Callable:
-    seen = 0
-
-    async def counted() -> dict:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > max_bytes:
-                raise AudioTooLarge(f"the request is larger than this server's upload limit ({max_bytes / 2**20:g} MB)")
-        return message
-
-    return counted
-
-
 @asynccontextmanager
-async def dub_request(request: Request, max_bytes: int) -> AsyncIterator[tuple[dict[str, Any], UploadFile | None]]:
+async def dub_request(request: Request) -> AsyncIterator[tuple[dict[str, Any], UploadFile | None]]:
     """The fields of a POST /v1/dubs (a form, with an ``audio`` file when multipart, or JSON) and the upload."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise AudioTooLarge(
-            f"the request is {int(declared) / 2**20:.1f} MB; this server's upload limit is {max_bytes / 2**20:g} MB"
-        )
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    limited = Request(request.scope, _limited(request.receive, max_bytes))
     if content_type == "application/json":
         try:
-            body = await limited.json()
-        except (ValueError, UnicodeDecodeError):
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise BadInput("the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise BadInput("the JSON body must be an object")
@@ -191,7 +194,7 @@ async def dub_request(request: Request, max_bytes: int) -> AsyncIterator[tuple[d
             "send multipart/form-data (an 'audio' file), a urlencoded form or JSON, "
             f"not {content_type or 'no content type'!r}"
         )
-    form = await limited.form(max_files=1, max_fields=len(DUB_FIELDS))
+    form = await request.form(max_files=1, max_fields=len(DUB_FIELDS))
     try:
         fields: dict[str, Any] = {}
         upload = None
@@ -265,13 +268,8 @@ def input_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[s
         name = _input_name(Path(upload.filename or "").suffix)
 
         def save_upload(job_dir: Path) -> Path:
-            dest = job_dir / name
             upload.file.seek(0)
-            with open(dest, "wb") as out:
-                shutil.copyfileobj(upload.file, out, COPY_CHUNK)
-                out.flush()
-                os.fsync(out.fileno())
-            return dest
+            return atomic_write(job_dir / name, lambda out: shutil.copyfileobj(upload.file, out, COPY_CHUNK))
 
         return save_upload
     if not path:
@@ -283,7 +281,8 @@ def input_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[s
         try:
             os.link(source, dest)  # no copy when the job store is on the same filesystem
         except OSError:
-            shutil.copyfile(source, dest)
+            with open(source, "rb") as data:
+                atomic_write(dest, lambda out: shutil.copyfileobj(data, out, COPY_CHUNK))
         return dest
 
     return save_path

@@ -8,6 +8,7 @@ play is decided for all lines of a language at once (graph/run/placing.py).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -25,8 +26,10 @@ log = logging.getLogger(__name__)
 
 
 def line_seed(base: int, utterance_id: str) -> int:
-    digits = "".join(ch for ch in utterance_id if ch.isdigit())
-    return base + int(digits or 0)
+    """The seed of one line: a hash of (job seed, line id), so no two seeds share a line's seed by an offset
+    (with ``base + line number``, ``--seed 1`` line k was ``--seed 0`` line k+1)."""
+    digest = hashlib.blake2b(f"{base}:{utterance_id}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")  # < 2**32: what numpy and torch generators take
 
 
 @dataclass(frozen=True)

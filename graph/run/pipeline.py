@@ -343,12 +343,16 @@ async def _describe(synthesizer: Stage) -> dict[str, Any]:
 
 
 async def _prepare(stages: Stages, ref: Reference, store: Checkpoint, key: str) -> Any:
+    """Conditionals from the synthesizer; when checkpointed, the copy every line reads is put here (owned and
+    kept on this node), so it outlives the worker node that computed it."""
     conds_ref = await stages.synthesizer.call_ref("prepare", ref.clip.samples, ref.clip.sr)
-    if store.root is not None:
-        from graph.run.objects import fetch
+    if store.root is None:
+        return conds_ref
+    from graph.run.objects import fetch
 
-        store.put(key, await fetch(conds_ref))
-    return conds_ref
+    value = await fetch(conds_ref)
+    store.put(key, value)
+    return stages.put(value)
 
 
 async def _translate(job, stages, utterances, source_language, lang, store, clock, emit) -> dict[str, Translation]:

@@ -22,6 +22,10 @@ from graph.timeline.cues import named
 
 log = logging.getLogger(__name__)
 
+MAX_COUNT = 1024  # actors per role, threads per actor, lines per batch
+MAX_RESTARTS = 3  # an actor whose process or node died starts again elsewhere this often, then is dropped
+MAX_WAIT_S = 10.0
+
 
 ROLES = ("asr", "diarizer", "translator", "synthesizer")
 GPU_BATCH_LINES = 64  # lines a synthesizer decodes together on a GPU when the batch size is left to choose
@@ -53,15 +57,15 @@ class Replicas:
         counts = {"asr": self.asr, "diarizer": self.diarizer, "translator": self.translator,
                   "synthesizer": self.synthesizer, "synthesizer threads": self.synth_threads,
                   "synthesizer batch": 1 if self.synth_batch is None else self.synth_batch}
-        bad = [f"{name} {value}" for name, value in counts.items() if value < 1]
-        if self.separator < 0:
+        bad = [f"{name} {value}" for name, value in counts.items() if not 1 <= value <= MAX_COUNT]
+        if not 0 <= self.separator <= MAX_COUNT:
             bad.append(f"separator {self.separator}")
-        if self.synth_wait_s < 0:
+        if not 0 <= self.synth_wait_s <= MAX_WAIT_S:
             bad.append(f"batch wait {self.synth_wait_s} s")
         bad += [f"{role} GPU fraction {gpu}" for role, gpu in self.gpu.items() if not 0 <= gpu <= 1]
         if bad:
-            raise BadInput(f"replicas, threads and batch sizes must be >= 1 (separators >= 0), waits >= 0 and GPU "
-                           f"fractions 0..1; got {', '.join(bad)}")
+            raise BadInput(f"replicas, threads and batch sizes must be from 1 to {MAX_COUNT} (separators from 0), "
+                           f"waits from 0 to {MAX_WAIT_S:g} s and GPU fractions 0..1; got {', '.join(bad)}")
 
     @property
     def counts(self) -> dict[str, int]:
@@ -133,6 +137,10 @@ def start_stages(profile, replicas: Replicas = Replicas(), strict: bool = True,
     Synthesizers are ``BatchingSynthesizer`` actors around the profile's class, so the CLI, backfills and Serve
     voice lines the same way (one at a time per thread, or decoded in batches with ``synth_batch``). GPU requests
     are checked against the cluster first (``check_resources``).
+
+    On a cluster, the actors of a role are spread over the nodes that can hold them, and an actor whose node is
+    lost (a spot worker reclaimed) restarts elsewhere: the calls it had in flight run again there (model calls
+    are stateless), and what it returned but was not fetched yet is recomputed by Ray from its lineage.
     """
     import ray
 
@@ -151,7 +159,8 @@ def start_stages(profile, replicas: Replicas = Replicas(), strict: bool = True,
             return Unstarted(role)
         spec = profile.model(role)
         remote = ray.remote(actor or load_object(spec.actor))
-        options = {"num_cpus": 0, "max_concurrency": per_actor, "max_restarts": 1}
+        options = {"num_cpus": 0, "max_concurrency": per_actor, "max_restarts": MAX_RESTARTS,
+                   "max_task_retries": 1, "scheduling_strategy": "SPREAD"}  # fmt: skip
         if replicas.gpu[role] and has_gpu:
             options["num_gpus"] = replicas.gpu[role]
         return ActorPool([remote.options(**options).remote(spec, profile.name, *args)
