@@ -20,11 +20,12 @@ from ray import serve
 from ray.serve import Application
 
 from actors.serving import Diarizer, Synthesizer, Transcriber, Translator, profile_with, serve_stages
-from graph.errors import DubError, JobNotFound, RequestTooLarge
+from graph.errors import BadInput, DubError, JobNotFound, RequestTooLarge
 from graph.jobs import http as api
 from graph.jobs.runner import JobRunner, Limits
 from graph.jobs.store import JobStore
 from graph.languages import language
+from graph.media.library import VoiceLibrary
 from graph.options import TranslateOptions
 
 READY_CACHE_S = 2.0
@@ -48,6 +49,9 @@ class DubAppArgs(BaseModel):
     translate_max_texts: int = Field(256, ge=1, description="texts per POST /v1/translate")
     translate_max_chars: int = Field(2000, ge=1, description="characters per text in POST /v1/translate")
     actors: dict[str, str] = Field(default_factory=dict, description="role -> 'module:Class' instead of the profile's")
+    voice_dir: str | None = Field(None, description="voice library; default $DUBGRAPH_VOICES, else <job_dir>/voices")
+    max_voice_mb: float = Field(20, gt=0, description="largest voice clip accepted (/v1/voices, voice.* parts)")
+    max_voices: int = Field(1000, ge=1, description="voices the library may hold")
 
     @model_validator(mode="after")
     def _known_profile(self) -> "DubAppArgs":
@@ -71,7 +75,8 @@ class DubIngress:
         self.api_key = args.api_key or os.environ.get(args.api_key_env) or None
         limits = Limits(args.max_running_jobs, args.max_queued_jobs, args.retry_after_s, args.max_duration_s)
         stages = serve_stages(transcriber, diarizer, translator, synthesizer, args.synth_parallelism)
-        self.runner = JobRunner(JobStore(args.job_dir), stages, self.profile, limits)
+        self.library = VoiceLibrary(api.library_dir(args.voice_dir, args.job_dir))
+        self.runner = JobRunner(JobStore(args.job_dir), stages, self.profile, limits, self.library.root)
         await self.runner.start()
         self._ready: tuple[float, dict[str, str]] = (0.0, {})
 
@@ -90,6 +95,13 @@ class DubIngress:
               summary="Cancel a job and delete its files")
         route("/v1/dubs/{job_id}/{name}", self.get_artifact, methods=["GET"], dependencies=guard,
               summary="A finished job's <lang>.wav|flac|srt|vtt or manifest.json (Range supported)")
+        route("/v1/voices", self.list_voices, methods=["GET"], dependencies=guard, summary="The voice library")
+        route("/v1/voices", self.create_voice, methods=["POST"], status_code=201, dependencies=guard,
+              openapi_extra=_VOICE_BODY, summary="Add a voice (name + a 3-30 s clip of one person); 409 if it exists")
+        route("/v1/voices/{name}", self.get_voice, methods=["GET"], dependencies=guard, summary="One voice")
+        route("/v1/voices/{name}", self.replace_voice, methods=["PUT"], dependencies=guard, openapi_extra=_VOICE_BODY,
+              summary="Add or replace a voice (an 'audio' clip)")
+        route("/v1/voices/{name}", self.delete_voice, methods=["DELETE"], dependencies=guard, summary="Remove a voice")
         route("/v1/translate", self.translate, methods=["POST"], dependencies=guard,
               response_model=api.TranslateResponse, summary="Translate texts (never queued behind jobs)")
         route("/healthz", self.healthz, methods=["GET"], summary="The process is up")
@@ -97,10 +109,11 @@ class DubIngress:
         return app
 
     async def create_dub(self, request: Request) -> JSONResponse:
-        async with api.dub_request(request, int(self.args.max_upload_mb * 2**20)) as (fields, upload):
+        limits = int(self.args.max_upload_mb * 2**20), int(self.args.max_voice_mb * 2**20)
+        async with api.dub_request(request, *limits) as (fields, upload, voices):
             options = api.dub_options(fields, self.profile)
             saver = api.input_saver(fields, upload, self.args.input_roots)
-            record = await self.runner.submit(options, saver)
+            record = await self.runner.submit(options, saver, api.voice_saver(voices))
         location = f"{request.scope.get('root_path', '')}/v1/dubs/{record.id}"
         return JSONResponse(self._status(request, record.id), 202, {"Location": location})
 
@@ -119,6 +132,28 @@ class DubIngress:
             raise JobNotFound(f"job {job_id!r} is {state}: its files appear when its status is done")
         path, media_type = api.artifact(self.runner.store.out_dir(job_id), name)
         return FileResponse(path, media_type=media_type, filename=name)
+
+    async def list_voices(self) -> dict:
+        return {"voices": [v.to_json() for v in await asyncio.to_thread(self.library.voices)]}
+
+    async def create_voice(self, request: Request) -> JSONResponse:
+        async with api.voice_request(request, int(self.args.max_voice_mb * 2**20)) as (fields, upload):
+            voice = await asyncio.to_thread(api.add_voice, self.library, fields.get("name"), upload, False,
+                                            self.args.max_voices)
+        return JSONResponse(voice, 201, {"Location": f"{request.scope.get('root_path', '')}/v1/voices/{voice['name']}"})
+
+    async def get_voice(self, name: str) -> dict:
+        return (await asyncio.to_thread(self.library.get, name)).to_json()
+
+    async def replace_voice(self, request: Request, name: str) -> dict:
+        async with api.voice_request(request, int(self.args.max_voice_mb * 2**20)) as (fields, upload):
+            if fields.get("name", name) != name:
+                raise BadInput(f"the name field ({fields['name']!r}) differs from the voice in the path ({name!r})")
+            return await asyncio.to_thread(api.add_voice, self.library, name, upload, True, self.args.max_voices)
+
+    async def delete_voice(self, name: str) -> dict:
+        await asyncio.to_thread(self.library.remove, name)
+        return {"name": name, "deleted": True}
 
     async def translate(self, body: api.TranslateRequest) -> api.TranslateResponse:
         most, longest = self.args.translate_max_texts, self.args.translate_max_chars
@@ -181,11 +216,36 @@ _DUB_BODY = {
                         "max_speakers": {"type": "integer"},
                         "source_language": {"type": "string"},
                         "profile": {"type": "string", "description": "must be the profile this server runs"},
-                        "options": {"type": "string", "description": "JSON object of further DubOptions fields"},
+                        "options": {"type": "string", "description": "JSON object of further DubOptions fields "
+                                    "(voices: {library: {SPEAKER: name}, match, match_threshold})"},
+                        "glossary": {"type": "string", "description": "JSON object: terms (language -> {source: "
+                                     "target}), keep (list), pronounce (language -> {word: respelling})"},
+                        "voice.SPEAKER_00": {"type": "string", "format": "binary",
+                                             "description": "a reference clip for that speaker (any voice.* name)"},
                     },
                 }
             },
             "application/json": {"schema": {"type": "object", "description": "the same fields; path instead of audio"}},
+        },
+    }
+}
+
+
+_VOICE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["audio"],
+                    "properties": {
+                        "name": {"type": "string", "description": "the voice's name (POST): letters, digits, _ - ."},
+                        "audio": {"type": "string", "format": "binary",
+                                  "description": "3-30 s of the person talking alone, 16 kHz or more"},
+                    },
+                }
+            }
         },
     }
 }

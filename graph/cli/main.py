@@ -1,4 +1,4 @@
-"""`dubgraph`: dub a file on a local or existing Ray cluster, and list the models of a profile."""
+"""`dubgraph`: dub a file on a local or existing Ray cluster, list the models of a profile, keep the voice library."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
+from graph.cli import voices
 from graph.errors import DubError
 from graph.languages import parse_targets
-from graph.options import DECODE_PRESETS, AsrOptions, DiarizeOptions, DubOptions, TtsOptions
+from graph.options import DECODE_PRESETS, AsrOptions, DiarizeOptions, DubOptions, TtsOptions, VoiceOptions
 
 log = logging.getLogger("dubgraph")
 
@@ -45,9 +46,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="synthesizer decode: fast (bf16, static cache, CUDA graph), exact (fp32, chatterbox's "
                           "loop), auto = fast on a GPU (default)")
     dub.add_argument("--resume-dir", help="keep finished stages and lines here, so a rerun resumes")
+    voices.add_dub_flags(dub)
 
     models = sub.add_parser("models", help="list the models of a profile and where they were found")
     models.add_argument("--profile", default="offline", help="offline (default) or full")
+    voices.add_commands(sub)
     return parser
 
 
@@ -70,6 +73,8 @@ def _models(args) -> int:
 def _dub(args) -> int:
     from actors.models import get_profile
     from graph.cli.progress import ProgressBars
+    from graph.media.settings import read_glossary
+    from graph.options import GlossaryOptions
     from graph.run.pools import Replicas, dub_file
 
     profile = get_profile(args.profile)
@@ -81,6 +86,9 @@ def _dub(args) -> int:
         tts=TtsOptions(seed=args.seed),
         formats=tuple(f.strip() for f in args.formats.split(",") if f.strip()),
         background=args.background,
+        voices=VoiceOptions(library=voices.pairs(args.library_voice, "--library-voice"), match=args.match_voices,
+                            match_threshold=args.match_threshold),
+        glossary=read_glossary(args.glossary) if args.glossary else GlossaryOptions(),
     )
     out_dir = Path(args.out) if args.out else Path("dubbed") / Path(args.input).stem
     with ProgressBars() as bars:
@@ -94,6 +102,8 @@ def _dub(args) -> int:
             replicas=Replicas(synthesizer=args.synth_replicas, synth_batch=args.batch_lines, synth_decode=args.decode),
             checkpoint_dir=args.resume_dir,
             transcript=args.transcript,
+            references=voices.pairs(args.voice, "--voice"),
+            library=voices.library(args).root,
         )
     print(f"dubbed {args.input} ({result.duration_s:.1f} s, {len(result.speakers)} speakers, from {result.source_language})")
     for lang, output in result.outputs.items():
@@ -107,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "voices":
+            return voices.run(args)
         return _models(args) if args.command == "models" else _dub(args)
     except DubError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ from graph import audio
 from graph.options import DubOptions
 from graph.run.checkpoint import Checkpoint, key_of
 from graph.run.stages import Stage
+from graph.timeline.glossary import respell
 from graph.timeline.timing import Fit, choose_candidate, fit_clip
 from graph.types import Clip, PlacedLine, Translation, Utterance
 
@@ -68,14 +69,16 @@ class LineVoicer:
             start_s=round(fit.start_s, 3),
             end_s=round(fit.end_s, 3),
             stretch=round(fit.rate, 4),
-            flags=tuple(dict.fromkeys(flags + fit.flags)),
+            flags=tuple(dict.fromkeys(translation.flags + flags + fit.flags)),
         )
         return line, fitted
 
     async def _synthesize(self, u: Utterance, text: str, conds: tuple[str, Any]) -> tuple[np.ndarray, tuple[str, ...]]:
-        """Samples at the track rate (checkpointed), and flags; empty when the text is empty or synthesis failed."""
+        """Samples at the track rate (checkpointed), and flags; empty when the text is empty or synthesis failed.
+        The synthesizer gets the text with the job's pronunciations applied (subtitles keep ``text``)."""
         if not text.strip():
             return np.zeros(0, dtype=np.float32), ("empty_text",)
+        text = respell(text, self.options.glossary.pronounce.get(self.lang, {}))
         tts = self.options.tts
         seed = line_seed(tts.seed, u.id)
         cond_key, cond_ref = conds
