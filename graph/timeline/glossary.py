@@ -23,6 +23,7 @@ from dataclasses import dataclass
 TOKEN = "[{}]"
 _TOKEN = re.compile(r"\[\s*(\d+)\s*\]")
 _SENTENCE_END = ".!?。！？…"
+_CLOSING = ",.;:!?)]}»”'。、！？…"
 
 
 @dataclass(frozen=True)
@@ -74,14 +75,19 @@ def protect(text: str, table: Mapping[str, str]) -> Protected:
 
 
 def restore(candidate: str, protected: Protected) -> str | None:
-    """``candidate`` with each token replaced by its term; None when a token is missing, doubled or unknown."""
+    """``candidate`` with each token replaced by its term; None when a token is missing, doubled or unknown.
+    Numbers in brackets below ``protected.first`` are the line's own and stay as they are."""
     if not protected.targets:
         return candidate
-    found = [int(n) - protected.first for n in _TOKEN.findall(candidate)]
+    found = [int(n) - protected.first for n in _TOKEN.findall(candidate) if int(n) >= protected.first]
     if sorted(found) != list(range(len(protected.targets))):
         return None
-    restored = _TOKEN.sub(lambda m: protected.targets[int(m.group(1)) - protected.first], candidate)
-    return " ".join(restored.split())
+
+    def term(match: re.Match) -> str:
+        index = int(match.group(1)) - protected.first
+        return protected.targets[index] if index >= 0 else match.group(0)
+
+    return " ".join(_TOKEN.sub(term, candidate).split())
 
 
 def split(protected: Protected) -> list[str]:
@@ -93,7 +99,7 @@ def join(protected: Protected, translated: Iterable[str]) -> str:
     """The line from its translated pieces (in ``split`` order) with the terms between them.
 
     A piece's translation loses the sentence end a translator adds when its source piece had none ("with" ->
-    "com." -> "com")."""
+    "com." -> "com"); a piece that starts with punctuation follows the term without a space ("Acme" + ", e")."""
     done = iter(translated)
     parts = []
     for i, piece in enumerate(protected.pieces):
@@ -104,7 +110,10 @@ def join(protected: Protected, translated: Iterable[str]) -> str:
             parts.append(text)
         if i < len(protected.targets):
             parts.append(protected.targets[i])
-    return " ".join(" ".join(p for p in parts if p).split())
+    line = ""
+    for part in (p for p in parts if p):
+        line += part if not line or part[0] in _CLOSING else " " + part
+    return " ".join(line.split())
 
 
 def missing(text: str, targets: Iterable[str]) -> list[str]:
