@@ -105,7 +105,10 @@ class VoiceClusterDiarizer:
         preprocessing (volume normalised, long silences cut), unit length."""
         from resemblyzer import preprocess_wav
 
-        wav = preprocess_wav(resample(np.asarray(samples, dtype=np.float32), sr, SAMPLE_RATE))
+        wav = resample(np.asarray(samples, dtype=np.float32), sr, SAMPLE_RATE)
+        if not wav.size or float(np.max(np.abs(wav))) < 1e-4:  # Resemblyzer's volume normalisation divides by it
+            raise BadAudio("the clip is silent: there is no voice to embed")
+        wav = preprocess_wav(wav)
         if len(wav) < self.settings.min_embed_speech_s * SAMPLE_RATE:
             raise BadAudio(f"the clip holds {len(wav) / SAMPLE_RATE:.1f} s of speech; at least "
                            f"{self.settings.min_embed_speech_s:g} s is needed to tell whose voice it is")
