@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.fixtures import make_dialogue
-from tests.fixtures.make_dialogue import Dialogue, build_dialogue
+from tests.fixtures.make_dialogue import Dialogue, build_dialogue, write_transcript
 
 KNOWN = ("alex", "beth", "colin")  # tests/fixtures/make_dialogue.VOICES: en-us+m3 p35, en-us+f2 p70, en-gb-x-rp+m7 p20
 UNKNOWN = "fay"
@@ -118,15 +118,8 @@ def build_match_data(out: Path, which: tuple[int, ...] = (1, 2, 3, 4)) -> tuple[
     scripts = [*CONVERSATIONS, UNKNOWN_CONVERSATION]
     dialogues = [build_dialogue(out / f"conversation{i}.wav", scripts[i - 1], VOICES) for i in which]
     for dialogue in dialogues:
-        cues = [f"{i}\n{_ts(line.start_s)} --> {_ts(line.end_s)}\n{line.text}\n" for i, line in
-                enumerate(dialogue.lines, 1)]
-        dialogue.path.with_suffix(".srt").write_text("\n".join(cues))
+        write_transcript(dialogue, dialogue.path.with_suffix(".srt"))
     return enrol, dialogues
-
-
-def _ts(seconds: float) -> str:
-    ms = int(round(seconds * 1000))
-    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
 
 
 def offline_stages():

@@ -64,9 +64,9 @@ def tone_clip(path, f0, seconds=4.0):
     return path
 
 
-def job(recording, tmp_path, out="out", **fields):
+def job(audio, tmp_path, out="out", **fields):
     options = DubOptions(targets=("pt-br",), **fields.pop("options", {}))
-    return DubJob(str(recording), str(tmp_path / out), options, sources=("en",), targets=("pt-br",),
+    return DubJob(str(audio), str(tmp_path / out), options, sources=("en",), targets=("pt-br",),
                   models={"synthesizer": "tone", "diarizer": "pitch bumps"}, **fields)
 
 
