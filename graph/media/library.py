@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from graph import plain
-from graph.errors import BadInput, VoiceExists, VoiceNotFound
+from graph.errors import BadInput, OutputNotWritable, VoiceExists, VoiceNotFound
 from graph.files import atomic_write_json
 from graph.timeline.references import content_key
 from graph.types import Clip, SpeakerEmbedding
@@ -96,10 +96,10 @@ class VoiceLibrary:
         check_name(name)
         voice = LibraryVoice(name, content_key(clip.samples, clip.sr), clip.duration_s, clip.sr,
                              Path(source).name, time.time())
-        self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / f".new-{uuid.uuid4().hex[:12]}"
         try:
-            staging.mkdir()
+            with self._locked():  # creates the root, or says why it cannot
+                staging.mkdir()
             plain.save(staging / CLIP, Clip(clip.samples, clip.sr))
             atomic_write_json(staging / ENTRY, _entry_json(voice))
             with self._locked():
@@ -127,12 +127,13 @@ class VoiceLibrary:
         except BadInput:
             path = None
         if path is None or not path.is_file():
-            raise VoiceNotFound(f"no voice named {name!r} in the voice library {self.root} "
-                                "(`dubgraph voices list` shows its voices)")
+            raise VoiceNotFound(f"no voice named {name!r} in the voice library (`dubgraph voices list` or GET "
+                                "/v1/voices shows its voices)")
         try:
             return _voice(json.loads(path.read_text()))
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise VoiceNotFound(f"the voice {name!r} in {self.root} is unreadable ({exc}); add it again") from None
+            log.warning("voice %s in %s is unreadable: %s", name, self.root, exc)
+            raise VoiceNotFound(f"the voice {name!r} is unreadable; add it again") from None
 
     def voices(self) -> list[LibraryVoice]:
         """Every voice, by name."""
@@ -153,7 +154,7 @@ class VoiceLibrary:
     def clip(self, voice: LibraryVoice) -> Clip:
         value = self._load(voice, CLIP)
         if not isinstance(value, Clip):
-            raise VoiceNotFound(f"the voice {voice.name!r} has no readable clip in {self.root}; add it again")
+            raise VoiceNotFound(f"the voice {voice.name!r} has no readable clip; add it again")
         return value
 
     def conditionals(self, voice: LibraryVoice, model: str) -> Any | None:
@@ -209,8 +210,13 @@ class VoiceLibrary:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / LOCK, "a") as handle:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / LOCK, "a")
+        except OSError as exc:
+            raise OutputNotWritable(f"cannot write to the voice library {self.root}: {exc.strerror or exc}; "
+                                    "choose another with --voices (or $DUBGRAPH_VOICES)") from None
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
