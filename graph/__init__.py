@@ -5,7 +5,16 @@ Actors are imported by full path (``actors.chatterbox.model``...), never as a si
 """
 
 from graph.errors import DubError
-from graph.options import AsrOptions, DiarizeOptions, DubOptions, TimingOptions, TranslateOptions, TtsOptions
+from graph.options import (
+    AsrOptions,
+    DiarizeOptions,
+    DubOptions,
+    GlossaryOptions,
+    TimingOptions,
+    TranslateOptions,
+    TtsOptions,
+    VoiceOptions,
+)
 from graph.run.pipeline import DubResult
 from graph.run.pools import dub_file
 from graph.types import LanguageOutput, PlacedLine, Utterance
@@ -16,11 +25,13 @@ __all__ = [
     "DubError",
     "DubOptions",
     "DubResult",
+    "GlossaryOptions",
     "LanguageOutput",
     "PlacedLine",
     "TimingOptions",
     "TranslateOptions",
     "TtsOptions",
     "Utterance",
+    "VoiceOptions",
     "dub_file",
 ]
