@@ -199,56 +199,39 @@ class DubIngress:
         return status
 
 
-_DUB_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["targets"],
-                    "properties": {
-                        "audio": {"type": "string", "format": "binary", "description": "the recording (any format)"},
-                        "path": {"type": "string", "description": "instead of audio: a file under input_roots"},
-                        "targets": {"type": "string", "description": "comma-separated target languages, e.g. pt-br"},
-                        "speakers": {"type": "integer", "description": "exact number of speakers, when known"},
-                        "min_speakers": {"type": "integer"},
-                        "max_speakers": {"type": "integer"},
-                        "source_language": {"type": "string"},
-                        "profile": {"type": "string", "description": "must be the profile this server runs"},
-                        "options": {"type": "string", "description": "JSON object of further DubOptions fields "
-                                    "(voices: {library: {SPEAKER: name}, match, match_threshold})"},
-                        "glossary": {"type": "string", "description": "JSON object: terms (language -> {source: "
-                                     "target}), keep (list), pronounce (language -> {word: respelling})"},
-                        "voice.SPEAKER_00": {"type": "string", "format": "binary",
-                                             "description": "a reference clip for that speaker (any voice.* name)"},
-                    },
-                }
-            },
-            "application/json": {"schema": {"type": "object", "description": "the same fields; path instead of audio"}},
-        },
-    }
-}
+def _form_body(required: list[str], properties: dict, **content) -> dict:
+    """An OpenAPI request body of a multipart form (the routes parse their requests themselves)."""
+    form = {"schema": {"type": "object", "required": required, "properties": properties}}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": form, **content}}}
 
 
-_VOICE_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["audio"],
-                    "properties": {
-                        "name": {"type": "string", "description": "the voice's name (POST): letters, digits, _ - ."},
-                        "audio": {"type": "string", "format": "binary",
-                                  "description": "3-30 s of the person talking alone, 16 kHz or more"},
-                    },
-                }
-            }
-        },
-    }
-}
+_DUB_BODY = _form_body(
+    ["targets"],
+    {
+        "audio": {"type": "string", "format": "binary", "description": "the recording (any format)"},
+        "path": {"type": "string", "description": "instead of audio: a file under input_roots"},
+        "targets": {"type": "string", "description": "comma-separated target languages, e.g. pt-br"},
+        "speakers": {"type": "integer", "description": "exact number of speakers, when known"},
+        "min_speakers": {"type": "integer"},
+        "max_speakers": {"type": "integer"},
+        "source_language": {"type": "string"},
+        "profile": {"type": "string", "description": "must be the profile this server runs"},
+        "options": {"type": "string", "description": "JSON object of further DubOptions fields "
+                    "(voices: {library: {SPEAKER: name}, match, match_threshold})"},
+        "glossary": {"type": "string", "description": "JSON object: terms (language -> {source: target}), keep "
+                     "(list), pronounce (language -> {word: respelling})"},
+        "voice.SPEAKER_00": {"type": "string", "format": "binary",
+                             "description": "a reference clip for that speaker (any voice.* name)"},
+    },
+    **{"application/json": {"schema": {"type": "object", "description": "the same fields; path instead of audio"}}},
+)
+_VOICE_BODY = _form_body(
+    ["audio"],
+    {
+        "name": {"type": "string", "description": "the voice's name (POST): letters, digits, _ - ."},
+        "audio": {"type": "string", "format": "binary", "description": "3-30 s of the person talking alone, 16 kHz+"},
+    },
+)
 
 
 def build_app(args: DubAppArgs) -> Application:

@@ -12,7 +12,8 @@ preserve). Speakers differing in pitch or brightness get different voices; two a
 ``synthesize`` runs ``espeak-ng -v <language>+<variant> -p <pitch> -s <rate> --stdin --stdout`` without a
 shell, the text on stdin (so a line starting with "-" is text, never an option), and decodes the WAV it
 prints. espeak-ng reads ``[[...]]`` in the text as its own phoneme mnemonics (what ``espeak-ng -x`` prints; not
-IPA), so a pronunciation may give those (``reads_phonemes``). ``seed``, ``exaggeration``, ``cfg_weight`` and ``temperature`` exist for parity with the ChatterBox
+IPA), so a pronunciation may give those (``reads_phonemes``).
+``seed``, ``exaggeration``, ``cfg_weight`` and ``temperature`` exist for parity with the ChatterBox
 synthesizer and are ignored: espeak is deterministic and has no such controls.
 
 The location ``resolve`` gives is the espeak-ng executable; a ``spec.loader`` ("module:function") may map

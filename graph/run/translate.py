@@ -36,7 +36,8 @@ async def translate_lines(translator: Stage, utterances: list[Utterance], source
     if redo:
         pieces = [piece for i in redo for piece in split(protected[i])]
         one_best = replace(options.translate, n_best=1)
-        done = iter(c[0] for c in await translator.call("translate", pieces, source, lang, one_best)) if pieces else iter(())
+        translated = await translator.call("translate", pieces, source, lang, one_best) if pieces else []
+        done = iter(c[0] for c in translated)
         for i in redo:
             kept[i] = (join(protected[i], [next(done) for _ in split(protected[i])]),)
             flags[i] = ("glossary_split",)
