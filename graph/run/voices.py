@@ -94,7 +94,11 @@ async def job_voices(job, stages, source: Clip, utterances, turns, store: Checkp
             return Voice(key, value, clip.duration_s, computed, (), "clip", Path(job.references[speaker]).name)
         entry = named.get(speaker)
         if entry is None and match is not None and match.voice is not None:
-            entry = await asyncio.to_thread(library.get, match.voice)
+            try:
+                entry = await asyncio.to_thread(library.get, match.voice)
+            except VoiceNotFound:  # removed since matching: the speaker keeps their own voice
+                log.warning("[%s] %s: library voice %s is gone, using the speaker's own", job.job_id, speaker,
+                            match.voice)
         if entry is not None:
             clip = await asyncio.to_thread(library.clip, entry)
             ref = Reference(speaker, clip, entry.clip_key)
