@@ -62,6 +62,18 @@ class JobNotFound(DubError):
     http_status = 404
 
 
+class VoiceNotFound(DubError):
+    """No voice of this name in the voice library."""
+
+    http_status = 404
+
+
+class VoiceExists(DubError):
+    """A voice of this name is already in the library (replace it explicitly)."""
+
+    http_status = 409
+
+
 class OutputNotWritable(DubError):
     """The output directory cannot be created or written."""
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from graph.errors import BadInput
+from graph.languages import language
 
 T = TypeVar("T")
 MAX_RATE = 4.0  # no speed-up beyond this is intelligible
@@ -176,6 +177,77 @@ SAME_CONTAINER = "video"  # the input's own container, when the input has a vide
 FORMATS = AUDIO_FORMATS + VIDEO_FORMATS + (SAME_CONTAINER,)
 
 
+MAX_TERMS = 5000  # entries per glossary table (terms of one language, keep, pronunciations of one language)
+MAX_TERM_CHARS = 200
+
+
+@dataclass(frozen=True)
+class VoiceOptions:
+    """Which voice each speaker gets besides a reference clip the job brings (``DubJob.references``).
+
+    ``library``: speaker -> name of a voice in the voice library. ``match``: every other speaker gets the library
+    voice whose speaker embedding is closest to theirs, when the cosine similarity reaches ``match_threshold``
+    (None: the embedding model's own threshold), each library voice at most one speaker per job.
+    """
+
+    library: dict[str, str] = field(default_factory=dict)
+    match: bool = False
+    match_threshold: float | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.library, dict) or not all(
+                isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip()
+                for k, v in self.library.items()):
+            raise BadInput("voices.library maps speaker labels to library voice names (both non-empty text)")
+        threshold = self.match_threshold
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or not -1.0 <= threshold <= 1.0):
+            raise BadInput(f"voices.match_threshold is a cosine similarity between -1 and 1, got {threshold!r}")
+
+
+@dataclass(frozen=True)
+class GlossaryOptions:
+    """Words the user controls, per target language.
+
+    ``terms``: language -> {source term: target term}, enforced in every translation (graph/timeline/glossary.py);
+    ``keep``: terms never translated, in any language (names, brands); ``pronounce``: language -> {word: how to
+    say it} (a respelling; for espeak-ng also its phonemes in ``[[...]]``), applied only to the text the synthesizer
+    speaks, never to subtitles. Language codes are dubgraph's (``dubgraph models`` lists them).
+    """
+
+    terms: dict[str, dict[str, str]] = field(default_factory=dict)
+    keep: tuple[str, ...] = ()
+    pronounce: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "terms", _per_language(self.terms, "glossary terms"))
+        object.__setattr__(self, "pronounce", _per_language(self.pronounce, "pronunciations"))
+        if not isinstance(self.keep, (tuple, list)):
+            raise BadInput("glossary keep is a list of terms left untranslated")
+        object.__setattr__(self, "keep", tuple(_term(t, "glossary keep") for t in self.keep))
+        if len(self.keep) > MAX_TERMS:
+            raise BadInput(f"glossary keep has {len(self.keep)} terms; at most {MAX_TERMS}")
+
+
+def _per_language(tables: object, what: str) -> dict[str, dict[str, str]]:
+    """``tables`` with each language code checked and normalised ("PT_BR" -> "pt-br") and each entry checked."""
+    if not isinstance(tables, dict):
+        raise BadInput(f'{what} map a language code to a table of words, e.g. {{"pt-br": {{"meeting": "reunião"}}}}')
+    out: dict[str, dict[str, str]] = {}
+    for code, table in tables.items():
+        lang = language(str(code), what=what).code
+        if not isinstance(table, dict) or len(table) > MAX_TERMS:
+            raise BadInput(f"{what} for {lang}: a table of at most {MAX_TERMS} words -> replacements")
+        out[lang] = {_term(k, what): _term(v, what) for k, v in table.items()}
+    return out
+
+
+def _term(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TERM_CHARS:
+        raise BadInput(f"{what}: every word is non-empty text of at most {MAX_TERM_CHARS} characters, got {value!r}")
+    return value.strip()
+
+
 @dataclass(frozen=True)
 class VideoOptions:
     """How video outputs are laid out (``formats`` says which containers)."""
@@ -199,6 +271,8 @@ class DubOptions(_Checked):
     separation: bool = True  # the bed by source separation; False: the source ducked to silence under every line
     audio_track: int = bounded(0, 0, MAX_TRACKS)  # which audio stream of the input is dubbed (0 = the first)
     line_retries: int = bounded(1, 0, 5)  # a failed line is retried this many times, then flagged
+    voices: VoiceOptions = field(default_factory=VoiceOptions)
+    glossary: GlossaryOptions = field(default_factory=GlossaryOptions)
 
     def __post_init__(self):
         super().__post_init__()

@@ -1,4 +1,4 @@
-"""`dubgraph`: dub a file on a local or existing Ray cluster, and list the models of a profile."""
+"""`dubgraph`: dub a file on a local or existing Ray cluster, list the models of a profile, keep the voice library."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from graph.cli import voices
 from graph.errors import BadInput, DubError
 from graph.languages import parse_targets
 from graph.options import (
@@ -82,9 +83,11 @@ def _parser() -> argparse.ArgumentParser:
     timing.add_argument("--max-rate", type=float, metavar="RATE", help="hard bound on speed-up before a cut (default 2.0)")
     timing.add_argument("--min-stretch", type=float, metavar="RATE",
                         help="slow lines shorter than their slot down to this rate (default 1 = never)")
+    voices.add_dub_flags(dub)
 
     models = sub.add_parser("models", help="list the models of a profile and where they were found")
     models.add_argument("--profile", default="offline", help="offline (default) or full")
+    voices.add_commands(sub)
     return parser
 
 
@@ -123,6 +126,8 @@ def _dub(args) -> int:
             replicas=Replicas(synthesizer=args.synth_replicas, synth_batch=args.batch_lines, synth_decode=args.decode),
             checkpoint_dir=args.resume_dir,
             transcript=args.transcript,
+            references=voices.pairs(args.voice, "--voice"),
+            library=voices.library(args).root,
         )
     print(f"dubbed {args.input} ({result.duration_s:.1f} s, {len(result.speakers)} speakers, from {result.source_language})")
     for lang, output in result.outputs.items():
@@ -136,6 +141,8 @@ def _dub(args) -> int:
 
 def _options(args, profile) -> DubOptions:
     """DubOptions from the flags, checked (types and ranges) like any other input: BadInput when out of range."""
+    from graph.media.settings import read_mapping
+
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     if not formats:
         raise BadInput(f"--formats needs at least one of {', '.join(FORMATS)}")
@@ -148,6 +155,9 @@ def _options(args, profile) -> DubOptions:
         "timing": {name: value for name in TIMING_FLAGS if (value := getattr(args, name)) is not None},
         "formats": formats,
         **media_options(args),
+        "voices": {"library": voices.pairs(args.library_voice, "--library-voice"), "match": args.match_voices,
+                   "match_threshold": args.match_threshold},
+        "glossary": read_mapping(args.glossary, "--glossary") if args.glossary else {},
     })  # fmt: skip
 
 
@@ -162,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.verbose)
     try:
+        if args.command == "voices":
+            return voices.run(args)
         return _models(args) if args.command == "models" else _dub(args)
     except DubError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -56,8 +56,10 @@ class Limits:
 
 
 def _scrubbed(error: DubError, input_path: Path) -> DubError:
-    """The error with the input's place in the job store replaced by "the audio": users never see server paths."""
+    """The error with the input's place in the job store replaced by "the audio", and the job directory dropped
+    from the paths of its other files: users never see server paths."""
     message = str(error).replace(f"file:{input_path}", "the audio").replace(str(input_path), "the audio")
+    message = message.replace(f"file:{input_path.parent}/", "").replace(f"{input_path.parent}/", "")
     if len(error.args) <= 1 and message != str(error):
         error.args = (message,)
     return error
@@ -112,8 +114,10 @@ def _summary(record: JobRecord) -> dict[str, Any]:
 class JobRunner:
     """Runs queued jobs through ``graph.run.pipeline.dub``, ``limits.max_running`` at a time, oldest first."""
 
-    def __init__(self, store: JobStore, stages: Stages, profile, limits: Limits = Limits()):
+    def __init__(self, store: JobStore, stages: Stages, profile, limits: Limits = Limits(),
+                 library: Path | None = None):
         self.store = store
+        self.library = library  # the voice library jobs may use (graph/media/library.py)
         self.stages = stages
         self.profile = profile
         self.limits = limits
@@ -157,8 +161,10 @@ class JobRunner:
             raise InsufficientStorage(f"the server's disk is nearly full ({free / 2**20:.0f} MB free): it takes no "
                                       "new jobs until space is freed; try again later")  # fmt: skip
 
-    async def submit(self, options: DubOptions, save_input: Callable[[Path], Path]) -> JobRecord:
-        """Validate, save the input into a new job directory (``save_input(dir) -> path``), then queue the job."""
+    async def submit(self, options: DubOptions, save_input: Callable[[Path], Path],
+                     save_voices: Callable[[Path], dict[str, Path]] | None = None) -> JobRecord:
+        """Validate, save the input into a new job directory (``save_input(dir) -> path``) and the job's voice clips
+        (``save_voices(dir) -> {speaker: path}``), then queue the job."""
         queued = self.store.count("queued") + self._submitting
         if queued >= self.limits.max_queued:
             raise JobQueueFull(queued, self.limits.retry_after_s)
@@ -168,6 +174,9 @@ class JobRunner:
         try:
             job_dir.mkdir(parents=True)
             input_path = await asyncio.to_thread(save_input, job_dir)
+            if save_voices is not None:
+                clips = await asyncio.to_thread(save_voices, self.store.voices_dir(job_id))
+                await asyncio.to_thread(self.store.save_references, job_id, clips)
             await asyncio.to_thread(self._job, job_id, input_path, options)
             record = self.store.create(job_id, to_dict(options), input_path.name)
         except BaseException as exc:
@@ -183,9 +192,11 @@ class JobRunner:
         return record
 
     def _job(self, job_id: str, input_path: Path, options: DubOptions):
-        """make_job's checks (languages, readable audio, writable output) plus the duration limit."""
+        """make_job's checks (languages, readable audio and voice clips, library voices, writable output) plus the
+        duration limit."""
         try:
-            job = make_job(input_path, self.store.out_dir(job_id), options, self.profile, job_id)
+            job = make_job(input_path, self.store.out_dir(job_id), options, self.profile, job_id,
+                           references=self.store.references(job_id), library=self.library)
             info = audio.probe(input_path)
         except DubError as exc:
             raise _scrubbed(exc, input_path) from None

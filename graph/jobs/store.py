@@ -1,9 +1,11 @@
 """The job store: one SQLite database and one directory per job under ``root``, surviving restarts.
 
 Under ``root``: ``jobs.sqlite3`` (one row per job, plus its warnings) and one directory per job id holding the
-saved input (written before the job is accepted), ``out/`` (the artifacts) and ``checkpoint/`` (every finished
-unit: transcript, turns, translations, conditionals, each line). Ids are 128 random bits, so a job's files are
-reachable only by whoever holds its id.
+saved input (written before the job is accepted), ``voices/`` (the reference clips it brought, and
+``voices/speakers.json`` naming whose each is), ``out/`` (the artifacts) and ``checkpoint/`` (every finished unit:
+transcript, turns, translations, conditionals, each line). Ids are 128 random bits, so a job's files are
+reachable only by whoever holds its id. The server's voice library usually lives here too (``voices/`` beside the
+job directories; a job id never has that name).
 
 Every SQLite error surfaces as a ``DubError`` the caller can act on: a full disk is ``InsufficientStorage``,
 anything else (the database locked past ``BUSY_TIMEOUT_MS``, an I/O error) is ``StoreUnavailable``; both are
@@ -25,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from graph.errors import InsufficientStorage, StoreUnavailable
+from graph.files import atomic_write_json
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")  # secrets.token_urlsafe(16)
 ACTIVE = ("queued", "running")
+SPEAKERS = "speakers.json"
 EVENTS_KEPT = 50  # warnings kept per job
 BUSY_TIMEOUT_MS = 1000  # SQLite waits this long for another connection's lock; short: callers run on an event loop
 
@@ -79,6 +83,20 @@ class JobStore:
 
     def checkpoint_dir(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "checkpoint"
+
+    def voices_dir(self, job_id: str) -> Path:
+        return self.job_dir(job_id) / "voices"
+
+    def save_references(self, job_id: str, clips: dict[str, Path]) -> None:
+        """Record whose voice each saved clip is (speaker -> a file in ``voices_dir``)."""
+        atomic_write_json(self.voices_dir(job_id) / SPEAKERS, {speaker: path.name for speaker, path in clips.items()})
+
+    def references(self, job_id: str) -> dict[str, Path]:
+        """Speaker -> the reference clip the job brought for them (none when it brought none)."""
+        index = self.voices_dir(job_id) / SPEAKERS
+        if not index.is_file():
+            return {}
+        return {speaker: self.voices_dir(job_id) / name for speaker, name in json.loads(index.read_text()).items()}
 
     def _exec(self, sql: str, *params: Any) -> list[tuple]:
         try:
@@ -148,9 +166,10 @@ class JobStore:
         return [r[0] for r in rows]
 
     def drop_work_files(self, job_id: str, input_name: str) -> None:
-        """A finished job keeps only its artifacts: the input and checkpoint are no longer needed."""
+        """A finished job keeps only its artifacts: the input, voice clips and checkpoint are no longer needed."""
         shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
         with contextlib.suppress(OSError):  # what is left is removed by the next start's sweep
+            shutil.rmtree(self.voices_dir(job_id), ignore_errors=True)
             (self.job_dir(job_id) / input_name).unlink(missing_ok=True)
 
     def sweep(self) -> None:

@@ -19,6 +19,7 @@ from graph import audio
 from graph.options import DubOptions
 from graph.run.checkpoint import Checkpoint, key_of
 from graph.run.stages import Stage
+from graph.timeline.glossary import respell
 from graph.timeline.timing import trim
 from graph.types import Clip, Utterance
 
@@ -69,9 +70,11 @@ class LineVoicer:
 
     async def _synthesize(self, u: Utterance, text: str, conds: tuple[str, Any],
                           pace: float) -> tuple[np.ndarray, tuple[str, ...]]:
-        """Samples at the track rate (checkpointed), and flags."""
+        """Samples at the track rate (checkpointed), and flags. The synthesizer gets the text with the job's
+        pronunciations applied (subtitles keep ``text``)."""
         if not text.strip():
             return np.zeros(0, dtype=np.float32), ("empty_text",)
+        text = respell(text, self.options.glossary.pronounce.get(self.lang, {}))
         tts = self.options.tts
         seed = line_seed(tts.seed, u.id)
         cond_key, cond_ref = conds

@@ -18,6 +18,7 @@ from graph.options import DubOptions
 from graph.run.checkpoint import Checkpoint
 from graph.run.pipeline import DubJob, DubResult, ProgressFn, Stages, dub, read_transcript
 from graph.run.stages import ActorPool, Unstarted
+from graph.run.voices import check_voices
 from graph.timeline.cues import named
 
 log = logging.getLogger(__name__)
@@ -214,8 +215,13 @@ def stop_stages(stages: Stages) -> None:
 
 
 def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, profile, job_id: str | None = None,
-             transcript: str | Path | None = None) -> DubJob:
-    """Validate everything checkable before any model loads: languages, input file, transcript, output directory."""
+             transcript: str | Path | None = None, references: dict[str, str | Path] | None = None,
+             library: str | Path | None = None) -> DubJob:
+    """Validate everything checkable before any model loads: languages, input file, transcript, voice clips and
+    library voices, pronunciations, output directory.
+
+    ``references``: speaker -> the user's reference clip for that speaker; ``library``: the voice library's
+    directory (needed when the options name library voices or ask for matching)."""
     for target in options.targets:
         language(target, profile.targets)
     if options.asr.language:
@@ -226,6 +232,10 @@ def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, p
         read_transcript(transcript)
         if not options.asr.language and len(profile.sources) != 1:
             raise BadInput("a job that starts from a transcript needs its language: give the source language")
+    references = {speaker: str(path) for speaker, path in (references or {}).items()}
+    library = str(library) if library is not None else None
+    check_voices(options, references, library)
+    _check_phonemes(options, profile)
     check_writable(out_dir)
     return DubJob(
         input=str(input_path),
@@ -236,15 +246,29 @@ def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, p
         models={spec.role: spec.name for spec in profile.models},
         job_id=job_id or uuid.uuid4().hex[:12],
         transcript=str(transcript) if transcript is not None else None,
+        references=references,
+        library=library,
     )
 
 
-def needed_roles(transcript: str | Path | None) -> tuple[str, ...]:
-    """The model roles a job needs: no ASR from a transcript, and no diarizer when every cue names its speaker."""
+def _check_phonemes(options: DubOptions, profile) -> None:
+    """Pronunciations in ``[[...]]`` (espeak phonemes) only for a synthesizer that reads them."""
+    from actors.models import load_object
+
+    phonemes = [said for table in options.glossary.pronounce.values() for said in table.values() if "[[" in said]
+    if phonemes and not getattr(load_object(profile.model("synthesizer").actor), "reads_phonemes", False):
+        raise BadInput(f"pronunciations in [[...]] are espeak-ng phonemes, which the {profile.name} profile's "
+                       f"synthesizer does not read ({phonemes[0]!r}); give a respelling instead")
+
+
+def needed_roles(transcript: str | Path | None, match_voices: bool = False) -> tuple[str, ...]:
+    """The model roles a job needs: no ASR from a transcript, and no diarizer when every cue names its speaker
+    (unless speakers are matched to library voices: the diarizer's embedding model does that)."""
     if transcript is None:
         return ROLES
-    return ("diarizer", "translator", "synthesizer") if not named(read_transcript(transcript)) else (
-        "translator", "synthesizer")
+    if not named(read_transcript(transcript)) or match_voices:
+        return ("diarizer", "translator", "synthesizer")
+    return ("translator", "synthesizer")
 
 
 def needed(replicas: Replicas, options: DubOptions) -> Replicas:
@@ -274,15 +298,20 @@ def dub_file(
     replicas: Replicas = Replicas(),
     checkpoint_dir: str | Path | None = None,
     transcript: str | Path | None = None,
+    references: dict[str, str | Path] | None = None,
+    library: str | Path | None = None,
 ) -> DubResult:
     """Dub one file on a local (embedded) or existing Ray cluster; partial outputs are removed on failure.
 
     ``transcript``: an SRT/WebVTT of what is said, used instead of ASR (and of diarization when every cue names
-    its speaker, ``[Alice] ...`` or ``<v Alice>...``)."""
+    its speaker, ``[Alice] ...`` or ``<v Alice>...``). ``references``: speaker -> a reference clip of their voice,
+    used instead of one picked from the recording; ``library``: the voice library (``options.voices`` maps
+    speakers to its voices)."""
     from graph.run.local_ray import init_ray
 
-    job = make_job(input_path, out_dir, options, profile, transcript=transcript)
-    roles = needed_roles(transcript)
+    job = make_job(input_path, out_dir, options, profile, transcript=transcript, references=references,
+                   library=library)
+    roles = needed_roles(transcript, options.voices.match)
     check_batching(profile, replicas)
     replicas = needed(replicas, options)
     if not address:

@@ -108,3 +108,49 @@ def test_batched_synthesis_dubs_what_line_by_line_synthesis_dubs(tiny_profile, d
     alone, batched = (sf.read(tmp_path / name / "pt-br.wav", dtype="float32")[0] for name in runs)
     assert alone.shape == batched.shape and np.abs(alone).max() > 0.01
     assert np.allclose(batched, alone, rtol=0, atol=2e-3)
+
+
+@pytest.mark.slow
+def test_library_voices_and_glossary_on_the_full_profiles_models(tiny_profile, dialogue, ray_local, tmp_path):
+    """Matching by the pyannote pipeline's own embedding model, a library voice's ChatterBox conditionals kept in the
+    library as data and read back by the next job's synthesizer, glossary terms through Marian: all on Ray actors."""
+    import asyncio
+
+    import numpy as np
+
+    from graph.media.library import VoiceLibrary
+    from graph.media.voice_clip import read_clip
+    from graph.options import GlossaryOptions, VoiceOptions
+    from graph.run.pipeline import dub
+    from graph.run.pools import make_job, start_stages, stop_stages
+    from tests.fixtures.make_dialogue import SR, speak
+
+    clip = tmp_path / "enrol.wav"
+    sf.write(clip, np.concatenate([speak("This voice was enrolled once for the whole series.", "beth"),
+                                   speak("Every episode should sound the same.", "beth")]), SR)
+    library = VoiceLibrary(tmp_path / "voices")
+    library.add("narrator", read_clip(clip, clip.name), clip.name)
+    options = DubOptions(targets=("pt-br",), profile="tiny", diarize=DiarizeOptions(num_speakers=2),
+                         voices=VoiceOptions(match=True, match_threshold=-1.0),  # random weights: any score
+                         glossary=GlossaryOptions(terms={"pt-br": {"report": "relato"}}))
+    stages = start_stages(tiny_profile, Replicas(synthesizer=1))
+    try:
+        manifests = []
+        for run in ("first", "second"):
+            job = make_job(dialogue.path, tmp_path / run, options, tiny_profile, library=library.root)
+            asyncio.run(dub(job, stages))
+            manifests.append(json.loads((tmp_path / run / "manifest.json").read_text()))
+    finally:
+        stop_stages(stages)
+    matched = [[v for v in m["voices"].values() if v["source"] == "matched"] for m in manifests]
+    assert [len(m) for m in matched] == [1, 1] and matched[0][0]["voice"] == matched[1][0]["voice"] == "narrator"
+    assert (matched[0][0]["computed"], matched[1][0]["computed"]) == (True, False)  # prepared once, ever
+    assert -1.0 <= matched[0][0]["match"]["score"] <= 1.0
+    voice = library.get("narrator")
+    assert voice.prepared == ("tiny random ChatterBox",) and voice.embedded == (tiny_profile.model("diarizer").name,)
+    assert library.conditionals(voice, "tiny random ChatterBox").kind == "chatterbox"
+    for manifest in manifests:
+        lines = manifest["languages"]["pt-br"]["lines"]
+        assert not any("synthesis_failed" in line["flags"] for line in lines)
+        report = [line for line in lines if "report" in line["source_text"]]
+        assert report and all("relato" in line["text"] and "glossary_split" in line["flags"] for line in report)
