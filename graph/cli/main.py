@@ -7,11 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
+from graph.cli import warm
 from graph.errors import DubError
 from graph.languages import parse_targets
 from graph.options import (
     AUDIO_FORMATS,
-    DECODE_PRESETS,
     SAME_CONTAINER,
     DubOptions,
     add_media_flags,
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     dub = sub.add_parser("dub", help="dub one recording into one or more languages")
     dub.add_argument("input", help="audio or video file (anything ffmpeg reads)")
     dub.add_argument("--to", required=True, help="target languages, comma-separated (e.g. pt-br,es)")
-    dub.add_argument("--profile", default="offline", help="model profile: offline (default) or full")
+    warm.add_actor_flags(dub)
     dub.add_argument("--out", help="output directory (default: ./dubbed/<input name>)")
     dub.add_argument("--speakers", type=int, help="exact number of speakers, when known")
     dub.add_argument("--min-speakers", type=int, help="at least this many speakers")
@@ -49,18 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     dub.add_argument("--formats", default=DEFAULT_FORMATS, help=FORMATS_HELP)
     add_media_flags(dub)
     dub.add_argument("--seed", type=int, default=0, help="synthesis seed (same seed, same output)")
-    dub.add_argument("--address", help="Ray cluster to use ('auto' = a local `ray start --head`); default: embedded")
-    dub.add_argument("--synth-replicas", type=int, default=1, help="synthesizer actors (default 1)")
-    dub.add_argument("--batch-lines", type=int, default=None,
-                     help="lines each synthesizer decodes together (full profile; default: 64 on a GPU, 1 = one by "
-                          "one on a CPU)")
-    dub.add_argument("--decode", choices=DECODE_PRESETS, default="auto",
-                     help="synthesizer decode: fast (bf16, static cache, CUDA graph), exact (fp32, chatterbox's "
-                          "loop), auto = fast on a GPU (default)")
+    dub.add_argument("--address", help="Ray cluster to use ('auto' = the `dubgraph up` head with its warm actors, "
+                                       "else a local `ray start --head`); default: embedded")
     dub.add_argument("--resume-dir", help="keep finished stages and lines here, so a rerun resumes")
 
     models = sub.add_parser("models", help="list the models of a profile and where they were found")
     models.add_argument("--profile", default="offline", help="offline (default) or full")
+    warm.add_parsers(sub)
     return parser
 
 
@@ -83,8 +78,10 @@ def _models(args) -> int:
 def _dub(args) -> int:
     from actors.models import get_profile
     from graph.cli.progress import ProgressBars
-    from graph.run.pools import Replicas, dub_file
+    from graph.run.pools import dub_file
+    from graph.run.startup import Startup, process_started
 
+    startup = Startup(process_started())
     profile = get_profile(args.profile)
     options = from_dict(DubOptions, {
         "targets": parse_targets(args.to, profile.targets),
@@ -96,18 +93,24 @@ def _dub(args) -> int:
         **media_options(args),
     })
     out_dir = Path(args.out) if args.out else Path("dubbed") / Path(args.input).stem
-    with ProgressBars() as bars:
-        result = dub_file(
-            args.input,
-            out_dir,
-            options,
-            profile,
-            address=args.address,
-            progress=bars.update,
-            replicas=Replicas(synthesizer=args.synth_replicas, synth_batch=args.batch_lines, synth_decode=args.decode),
-            checkpoint_dir=args.resume_dir,
-            transcript=args.transcript,
-        )
+    try:
+        with ProgressBars() as bars:
+            result = dub_file(
+                args.input,
+                out_dir,
+                options,
+                profile,
+                address=args.address,
+                progress=bars.update,
+                replicas=warm.replicas(args),
+                checkpoint_dir=args.resume_dir,
+                transcript=args.transcript,
+                startup=startup,
+            )
+    finally:
+        if args.verbose:
+            print("start-up timeline (seconds from the command's start):", *startup.lines(), sep="\n  ",
+                  file=sys.stderr)
     print(f"dubbed {args.input} ({result.duration_s:.1f} s, {len(result.speakers)} speakers, from {result.source_language})")
     for lang, output in result.outputs.items():
         for fmt, name in output.files.items():
@@ -122,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if getattr(args, "handler", None):
+            return args.handler(args)
         return _models(args) if args.command == "models" else _dub(args)
     except DubError as exc:
         print(f"error: {exc}", file=sys.stderr)
