@@ -78,6 +78,9 @@ class Diarizer(_Model):
     async def diarize(self, wave, options):
         return await self._call("diarize", wave, options)
 
+    async def embed(self, samples, sr: int):
+        return await self._call("embed", samples, sr)
+
 
 @serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=4)
 class Synthesizer(_Model):
@@ -101,8 +104,9 @@ class Synthesizer(_Model):
     async def prepare(self, reference, sr: int):
         return await self.model.prepare(reference, sr)
 
-    async def synthesize(self, text, language, conditionals, seed, exaggeration, cfg_weight, temperature):
-        return await self.model.synthesize(text, language, conditionals, seed, exaggeration, cfg_weight, temperature)
+    async def synthesize(self, text, language, conditionals, seed, exaggeration, cfg_weight, temperature, pace=1.0):
+        return await self.model.synthesize(text, language, conditionals, seed, exaggeration, cfg_weight, temperature,
+                                           pace)
 
     def stats(self) -> dict[str, Any]:
         return self.model.stats()

@@ -19,17 +19,18 @@ from graph.options import DubOptions
 
 @dataclass(frozen=True)
 class Quality:
-    start_error_ms: tuple[float, ...]  # |placed start - source line start| per line and language
+    onset_error_ms: tuple[float, ...]  # |onset heard in the track - source line start|, lines not moved on purpose
     output_over_input: float  # mean over languages
     flagged: int | None  # None: the pipeline flags nothing
+    cut: int = 0  # lines with words left out
 
     @property
     def mean_ms(self) -> float:
-        return statistics.fmean(self.start_error_ms) if self.start_error_ms else 0.0
+        return statistics.fmean(self.onset_error_ms) if self.onset_error_ms else 0.0
 
     @property
     def max_ms(self) -> float:
-        return max(self.start_error_ms, default=0.0)
+        return max(self.onset_error_ms, default=0.0)
 
 
 @dataclass
@@ -67,12 +68,21 @@ def run_baseline(baseline: BaselineProcess, input_path: Path, out_dir: Path, opt
 
 
 def baseline_run(result: BaselineResult, wall_s: float, rss: PeakRss) -> Run:
-    errors = tuple(abs(line.start_s - line.source_start_s) * 1000 for line in result.lines)
+    import soundfile as sf
+
+    from bench.timing import audit
+
+    errors: list[float] = []
+    for lang, path in result.outputs.items():
+        track, sr = sf.read(path, dtype="float32")
+        lines = [{"start_s": line.start_s, "end_s": line.start_s + line.duration_s, "natural_s": line.duration_s,
+                  "source_start_s": line.source_start_s, "lost_s": 0.0} for line in result.lines if line.language == lang]
+        errors += audit(track, sr, lines).onset_ms
     ratio = statistics.fmean(s / result.input_s for s in result.output_s.values())
     stages = dict(result.stage_s)
     return Run(
         wall_s, sum(result.output_s.values()), rss.peak_mb, rss.peak_pss_mb, result.conditionals,
-        len(result.lines) // max(1, len(result.output_s)), Quality(errors, ratio, None), stages,
+        len(result.lines) // max(1, len(result.output_s)), Quality(tuple(errors), ratio, None), stages,
     )
 
 
@@ -123,12 +133,16 @@ def _dub_seconds(out_dir: Path, manifest: dict) -> float:
 def graph_quality(out_dir: Path, manifest: dict) -> Quality:
     import soundfile as sf
 
-    errors, ratios, flagged = [], [], 0
+    from bench.timing import audit_dub
+
+    errors, ratios, flagged, cut = [], [], 0, 0
     for lang, output in manifest["languages"].items():
-        errors += [abs(line["start_s"] - line["source_start_s"]) * 1000 for line in output["lines"]]
+        timing = audit_dub(out_dir, lang)
+        errors += timing.onset_ms
+        cut += timing.cut
         ratios.append(sf.info(out_dir / f"{lang}.wav").duration / manifest["duration_s"])
         flagged += len(output["lines_flagged"])
-    return Quality(tuple(errors), statistics.fmean(ratios), flagged)
+    return Quality(tuple(errors), statistics.fmean(ratios), flagged, cut)
 
 
 def object_store(conditionals: dict[str, Any], settle_s: float = 1.0) -> dict[str, Any]:

@@ -40,8 +40,8 @@ def _errors(run: Run | None) -> str:
 def main_table(rows: list[Row]) -> str:
     header = ["scenario", "synthesizers", "lines x langs", "input s", "baseline s", "graph s", "speedup",
               "dub s per wall s", "peak RSS sum MB", "peak PSS sum MB", "conditionals computed",
-              "start err ms baseline (mean / max)", "start err ms graph (mean / max)", "out/in duration",
-              "lines flagged (graph)"]
+              "onset err ms from audio, baseline (mean / max)", "onset err ms from audio, graph (mean / max)",
+              "out/in duration", "lines flagged / cut (graph)"]
     body = []
     for r in rows:
         b, g = r.baseline, r.graph
@@ -54,7 +54,7 @@ def main_table(rows: list[Row]) -> str:
             _pair(str(b.conditionals) if b else None, str(g.conditionals)),
             _errors(b), _errors(g),
             _pair(f"{b.quality.output_over_input:.3f}" if b else None, f"{g.quality.output_over_input:.3f}"),
-            str(g.quality.flagged),
+            f"{g.quality.flagged} / {g.quality.cut}",
         ])
     return _table(header, body)
 

@@ -9,10 +9,12 @@ from graph.options import (
     AsrOptions,
     DiarizeOptions,
     DubOptions,
+    GlossaryOptions,
     TimingOptions,
     TranslateOptions,
     TtsOptions,
     VideoOptions,
+    VoiceOptions,
 )
 from graph.run.pipeline import DubResult
 from graph.run.pools import dub_file
@@ -24,6 +26,7 @@ __all__ = [
     "DubError",
     "DubOptions",
     "DubResult",
+    "GlossaryOptions",
     "LanguageOutput",
     "PlacedLine",
     "TimingOptions",
@@ -31,5 +34,6 @@ __all__ = [
     "TtsOptions",
     "VideoOptions",
     "Utterance",
+    "VoiceOptions",
     "dub_file",
 ]

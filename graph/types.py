@@ -94,11 +94,13 @@ class Utterance:
 
 @dataclass(frozen=True)
 class Translation:
-    """n-best translations of one utterance, best first (never empty)."""
+    """n-best translations of one utterance, best first (never empty); ``flags`` say what the glossary step did
+    ("glossary_split": translated in pieces around its terms, "term_missing": a required term is not there)."""
 
     utterance_id: str
     language: str
     candidates: tuple[str, ...]
+    flags: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return _json(self)
@@ -106,7 +108,13 @@ class Translation:
 
 @dataclass(frozen=True)
 class PlacedLine:
-    """A synthesized line as it lands on the output timeline."""
+    """A synthesized line as it lands on the output timeline, and what the timeline solver did to it.
+
+    ``text`` is what is spoken (a word prefix of ``candidates[chosen]`` when the line was cut); ``rate`` the
+    effective speed-up (its natural duration / the duration it plays in), of which the synthesizer gave ``pace``
+    and a pitch-preserving ``stretch`` the rest; ``onset_s``/``offset_s`` where its speech is heard in the
+    rendered audio (None where it cannot be told apart from a neighbour).
+    """
 
     utterance_id: str
     speaker: str
@@ -121,6 +129,15 @@ class PlacedLine:
     end_s: float
     stretch: float
     flags: tuple[str, ...] = ()
+    rate: float = 1.0
+    pace: float = 1.0
+    remedy: str = "none"  # the last remedy the line needed (graph/timeline/solver.py REMEDIES)
+    preroll_s: float = 0.0
+    shift_s: float = 0.0
+    lost_s: float = 0.0
+    natural_s: float = 0.0
+    onset_s: float | None = None
+    offset_s: float | None = None
 
     def to_json(self) -> dict:
         return _json(self)
@@ -176,3 +193,23 @@ def voice_for(kind: str, conditionals: Any) -> VoiceConditionals:
         raise BadInput(f"these voice conditionals were made by the {conditionals.kind} synthesizer "
                        f"({conditionals.model}); prepare the voice again with the {kind} synthesizer")
     return conditionals
+
+
+@dataclass(frozen=True)
+class SpeakerEmbedding:
+    """A voice as a speaker-embedding model sees it: comparable (cosine) only with the same model's embeddings.
+
+    ``vector`` is unit length, shape (dim,); ``threshold`` is the cosine similarity above which ``model`` calls two
+    clips one speaker (the model's own default; a job may set another).
+    """
+
+    model: str
+    vector: np.ndarray
+    threshold: float
+
+    def __post_init__(self) -> None:
+        vector = self.vector
+        if not isinstance(vector, np.ndarray) or vector.ndim != 1 or vector.dtype.kind != "f" or not vector.size:
+            raise BadInput(f"a speaker embedding is a 1-D float array, got {getattr(vector, 'shape', vector)!r}")
+        if not np.isfinite(vector).all():
+            raise BadInput(f"the speaker embedding of {self.model} is not finite (was the clip long enough?)")

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from actors.chatterbox.decode import _harmonic_source, fade_in
+from actors.chatterbox.decode import _harmonic_source, at_pace, fade_in
 
 
 @torch.inference_mode()
@@ -35,8 +35,9 @@ def tokens_to_wav_batch(
     max_batch: int = 32,
     max_padding: float = 0.1,
     n_timesteps: int | None = None,
+    paces: Sequence[float] | None = None,
 ) -> list[torch.Tensor]:
-    """Waveforms (1, samples) on s3gen's device: each line's ``tokens_to_wav`` to float rounding.
+    """Waveforms (1, samples) on s3gen's device: each line's ``tokens_to_wav`` (at its pace) to float rounding.
 
     The CFM estimator runs in its own dtype (chatterbox casts its inputs to it: a bf16 estimator is the GPU speed
     switch, set by the synthesizer); ``n_timesteps`` overrides chatterbox's CFM steps (fewer trade quality for speed).
@@ -50,7 +51,7 @@ def tokens_to_wav_batch(
         out = _flow(s3gen, [speech_tokens[j] for j in chunk], [refs[j] for j in chunk],
                     [generators[j] for j in chunk], steps)
         for j, mel in zip(chunk, out):
-            mels[j] = mel.to(dtype=dtype)
+            mels[j] = at_pace(mel.to(dtype=dtype), paces[j] if paces else 1.0)
     same_length: dict[int, list[int]] = defaultdict(list)
     for j, mel in enumerate(mels):
         same_length[mel.size(-1)].append(j)

@@ -52,6 +52,7 @@ class SynthRequest:
     exaggeration: float = 0.5
     cfg_weight: float = 0.5
     temperature: float = 0.8
+    pace: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -214,13 +214,13 @@ class BatchingSynthesizer:
         return await asyncio.to_thread(self.model.prepare, reference, sr)
 
     async def synthesize(self, text: str, language: str, conditionals, seed: int = 0, exaggeration: float = 0.5,
-                         cfg_weight: float = 0.5, temperature: float = 0.8) -> Clip:
+                         cfg_weight: float = 0.5, temperature: float = 0.8, pace: float = 1.0) -> Clip:
         if not self.batching:
             return await asyncio.to_thread(self.model.synthesize, text, language, conditionals, seed, exaggeration,
-                                           cfg_weight, temperature)
+                                           cfg_weight, temperature, pace)
         from actors.chatterbox.batch_t3 import SynthRequest  # torch: loaded where lines are voiced
 
-        request = SynthRequest(text, language, conditionals, seed, exaggeration, cfg_weight, temperature)
+        request = SynthRequest(text, language, conditionals, seed, exaggeration, cfg_weight, temperature, pace)
         return await self.lines.submit(request)
 
     def stats(self) -> dict[str, Any]:

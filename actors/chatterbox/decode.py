@@ -168,10 +168,11 @@ def sample_speech_tokens(
 
 @torch.inference_mode()
 def tokens_to_wav(s3gen: Any, speech_tokens: torch.Tensor, ref: dict, generator: torch.Generator,
-                  n_timesteps: int | None = None) -> torch.Tensor:
+                  n_timesteps: int | None = None, pace: float = 1.0) -> torch.Tensor:
     """S3Gen.inference for one call: CFM noise and HiFT's source drawn from ``generator``; ``ref`` is not touched.
 
-    Returns the waveform (1, samples) on s3gen's device. ``n_timesteps``: CFM steps (None: chatterbox's).
+    Returns the waveform (1, samples) on s3gen's device, spoken ``pace`` times faster (``at_pace``).
+    ``n_timesteps``: CFM steps (None: chatterbox's).
     """
     device, dtype = s3gen.device, s3gen.dtype
     ref = {k: v.to(device=device, dtype=dtype) if torch.is_tensor(v) else v for k, v in ref.items()}
@@ -185,12 +186,20 @@ def tokens_to_wav(s3gen: Any, speech_tokens: torch.Tensor, ref: dict, generator:
         token=speech_tokens, token_len=token_len, finalize=True, noised_mels=noise,
         n_timesteps=n_timesteps or (2 if s3gen.meanflow else 10), meanflow=s3gen.meanflow, **ref,
     )
-    mels = mels.to(dtype=dtype)
+    mels = at_pace(mels.to(dtype=dtype), pace)
     hift = s3gen.mel2wav
     f0 = hift.f0_predictor(mels)
     source = hift.f0_upsamp(f0[:, None]).transpose(1, 2)
     source = _harmonic_source(hift.m_source, source, generator).transpose(1, 2)
     return fade_in(s3gen, hift.decode(x=mels, s=source))
+
+
+def at_pace(mels: torch.Tensor, pace: float) -> torch.Tensor:
+    """Mel frames (B, 80, T) resampled in time to be spoken ``pace`` times faster (CosyVoice's ``speed``): the
+    words are the same tokens, and HiFT predicts the pitch from each frame, so the pitch is kept."""
+    if abs(pace - 1.0) < 1e-3:
+        return mels
+    return torch.nn.functional.interpolate(mels, size=max(1, round(mels.size(-1) / pace)), mode="linear")
 
 
 def fade_in(s3gen: Any, wav: torch.Tensor) -> torch.Tensor:

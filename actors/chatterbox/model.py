@@ -45,6 +45,7 @@ S_PER_TEXT_TOKEN = 0.3  # ~4x the time a text token (character, jamo, Cangjie co
 MAX_NEW_TOKENS = 1000  # chatterbox's own cap
 REPETITION_PENALTY, MIN_P, TOP_P = 2.0, 0.05, 1.0  # ChatterboxMultilingualTTS.generate's defaults
 MIN_REFERENCE_S = 0.5
+PACES = (0.25, 4.0)  # speed-ups a line may be vocoded at
 PKUSEG_FIX = 'python -c "import spacy_pkuseg; spacy_pkuseg.pkuseg()"'
 KIND = "chatterbox"  # VoiceConditionals.kind of what ``prepare`` makes
 S3GEN_REF = ("prompt_token", "prompt_token_len", "prompt_feat", "prompt_feat_len", "embedding")  # flow.inference's
@@ -202,10 +203,13 @@ class Synthesizer:
         exaggeration: float = 0.5,
         cfg_weight: float = 0.5,
         temperature: float = 0.8,
+        pace: float = 1.0,
     ) -> Clip:
         """One line in the voice of ``conditionals``; ``language`` is a dubgraph code ("pt-br").
 
-        Text with nothing to say (empty, whitespace or punctuation only) returns a Clip of 0 samples.
+        ``pace``: how much faster than its natural pace the line is spoken (the same speech tokens, vocoded
+        from time-resampled mel frames: decode.at_pace). Text with nothing to say (empty, whitespace or
+        punctuation only) returns a Clip of 0 samples.
         """
         import torch
 
@@ -213,7 +217,7 @@ class Synthesizer:
 
         started = time.perf_counter()
         voice = self._voice(conditionals)
-        text_tokens = self._line_tokens(text, language, temperature)
+        text_tokens = self._line_tokens(text, language, temperature, pace)
         if text_tokens is None:
             return self._silence()
         model = self._model
@@ -231,12 +235,12 @@ class Synthesizer:
             if tokens.numel() == 0:
                 return self._silence()
             clip = self._clip(tokens_to_wav(model.s3gen, tokens, self._s3gen_ref(voice), generator,
-                                            self._decode.s3gen_steps))
+                                            self._decode.s3gen_steps, pace))
         log.debug("synthesized %d tokens (%.2f s) in %.2f s", tokens.numel(), clip.duration_s,
                   time.perf_counter() - started)
         return clip
 
-    def _line_tokens(self, text: str, language: str, temperature: float) -> "torch.Tensor | None":
+    def _line_tokens(self, text: str, language: str, temperature: float, pace: float = 1.0) -> "torch.Tensor | None":
         """(1, L) text tokens with T3's start/stop tokens on the model's device; None when there is nothing to say."""
         import torch.nn.functional as F
         from chatterbox.mtl_tts import punc_norm
@@ -246,6 +250,8 @@ class Synthesizer:
             return None
         if not temperature > 0:
             raise BadInput(f"temperature must be > 0, got {temperature}")
+        if not PACES[0] <= pace <= PACES[1]:
+            raise BadInput(f"pace must be between {PACES[0]} and {PACES[1]}, got {pace}")
         hp = self._model.t3.hp
         with self._text_lock:  # chatterbox's ja/he/ru/zh helpers are lazily created module globals
             text_tokens = self._model.tokenizer.text_to_tokens(punc_norm(text), language_id=language_id)
@@ -343,7 +349,7 @@ class Synthesizer:
         lines, index = [], []
         for i, request in enumerate(requests):
             voice = self._voice(request.conditionals)
-            text_tokens = self._line_tokens(request.text, request.language, request.temperature)
+            text_tokens = self._line_tokens(request.text, request.language, request.temperature, request.pace)
             if text_tokens is None:
                 continue
             generator = torch.Generator(device=self._device).manual_seed(request.seed)
@@ -367,7 +373,8 @@ class Synthesizer:
             wavs = tokens_to_wav_batch(self._model.s3gen, [speech[k] for k in keep],
                                        [self._s3gen_ref(requests[index[k]].conditionals) for k in keep],
                                        [lines[k].generator for k in keep], max_batch=options.s3gen_batch,
-                                       max_padding=options.s3gen_padding, n_timesteps=options.s3gen_steps)
+                                       max_padding=options.s3gen_padding, n_timesteps=options.s3gen_steps,
+                                       paces=[requests[index[k]].pace for k in keep])
         for k, wav in zip(keep, wavs):
             clips[index[k]] = self._clip(wav)
         log.debug("synthesized %d lines (%.2f s of audio) in %.2f s", len(keep), sum(c.duration_s for c in clips),

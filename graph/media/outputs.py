@@ -13,13 +13,16 @@ import numpy as np
 
 from graph import audio
 from graph.errors import OutputNotWritable
-from graph.files import atomic_write_bytes, atomic_write_json
+from graph.files import DISK_FULL_ERRNOS, atomic_write_bytes, atomic_write_json, disk_full
 from graph.media.video import COMBINED_STEM
 from graph.options import SAME_CONTAINER, VIDEO_FORMATS
 from graph.timeline.subtitles import to_srt, to_vtt
 from graph.types import LanguageOutput, PlacedLine
 
 MANIFEST = "manifest.json"
+# what the timeline solver does within its bounds; any other flag (a cut, a line beyond max_stretch, a failed or
+# empty line) lists the line in ``lines_flagged`` for a person to check
+ROUTINE_FLAGS = frozenset({"stretched", "borrowed_silence", "preroll", "shifted", "reselected", "resynthesized"})
 
 
 def check_writable(out_dir: str | Path) -> Path:
@@ -30,6 +33,8 @@ def check_writable(out_dir: str | Path) -> Path:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise disk_full(path, exc) from exc
         raise OutputNotWritable(f"cannot write to output directory {path}: {exc.strerror or exc}; choose another with --out") from None
     return path
 
@@ -52,7 +57,7 @@ def write_language(
 def write_manifest(out_dir: Path, job: dict[str, Any], outputs: dict[str, LanguageOutput]) -> Path:
     languages = {}
     for lang, output in outputs.items():
-        flagged = [line.utterance_id for line in output.lines if set(line.flags) - {"stretched", "borrowed_silence"}]
+        flagged = [line.utterance_id for line in output.lines if set(line.flags) - ROUTINE_FLAGS]
         languages[lang] = {"files": output.files, "lines_flagged": flagged, "lines": [line.to_json() for line in output.lines]}
     return atomic_write_json(out_dir / MANIFEST, {**job, "languages": languages})
 

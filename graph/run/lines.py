@@ -1,13 +1,16 @@
-"""Voicing one line: synthesize the chosen translation, fit it to its slot, retry or degrade, never fail the job.
+"""Voicing one take of a line: its text at a pace, checkpointed, retried, degraded, never failing the job.
 
-A line that fails is retried (``line_retries``), then left silent and flagged ``synthesis_failed`` in the
-manifest. When the fitted line would be cut, a shorter n-best candidate is voiced once and kept if it fits better.
+A take that fails is retried (``line_retries``), then left silent and flagged ``synthesis_failed`` in the
+manifest. Takes are trimmed to their speech, so a line's onset is where it is placed; where and how fast lines
+play is decided for all lines of a language at once (graph/run/placing.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,19 +19,38 @@ from graph import audio
 from graph.options import DubOptions
 from graph.run.checkpoint import Checkpoint, key_of
 from graph.run.stages import Stage
-from graph.timeline.timing import Fit, choose_candidate, fit_clip
-from graph.types import Clip, PlacedLine, Translation, Utterance
+from graph.timeline.glossary import respell
+from graph.timeline.timing import trim
+from graph.types import Clip, Utterance
 
 log = logging.getLogger(__name__)
 
 
 def line_seed(base: int, utterance_id: str) -> int:
-    digits = "".join(ch for ch in utterance_id if ch.isdigit())
-    return base + int(digits or 0)
+    """The seed of one line: a hash of (job seed, line id), so no two seeds share a line's seed by an offset
+    (with ``base + line number``, ``--seed 1`` line k was ``--seed 0`` line k+1)."""
+    digest = hashlib.blake2b(f"{base}:{utterance_id}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")  # < 2**32: what numpy and torch generators take
+
+
+@dataclass(frozen=True)
+class Take:
+    """A line's text as the synthesizer spoke it at ``pace`` (1 = the voice's natural pace), trimmed to its speech."""
+
+    text: str
+    pace: float
+    samples: np.ndarray  # at the track's rate
+    sr: int
+    flags: tuple[str, ...] = ()
+
+    @property
+    def natural_s(self) -> float:
+        """How long the voice takes to say it at its natural pace (a take at pace p is 1/p as long)."""
+        return len(self.samples) / self.sr * self.pace
 
 
 class LineVoicer:
-    """Voices the lines of one language; at most ``synthesizer.parallelism`` lines in flight."""
+    """Voices takes of the lines of one language; at most ``synthesizer.parallelism`` takes in flight."""
 
     def __init__(self, synthesizer: Stage, options: DubOptions, lang: str, sr: int, store: Checkpoint, job_id: str):
         self.synthesizer = synthesizer
@@ -39,47 +61,24 @@ class LineVoicer:
         self.job_id = job_id
         self.slots = asyncio.Semaphore(max(1, synthesizer.parallelism))
 
-    async def voice(
-        self, u: Utterance, translation: Translation, conds: tuple[str, Any], window_end_s: float
-    ) -> tuple[PlacedLine, np.ndarray]:
-        timing = self.options.timing
-        candidates = translation.candidates
-        chosen = choose_candidate(candidates, u.text, u.duration_s, timing)
-        samples, flags = await self._synthesize(u, candidates[chosen], conds)
-        fitted, fit = await asyncio.to_thread(fit_clip, samples, self.sr, u, window_end_s, timing)
-        if "truncated" in fit.flags:
-            shorter = [i for i, c in enumerate(candidates) if c.strip() and len(c) < len(candidates[chosen])]
-            if shorter:
-                alt = min(shorter, key=lambda i: len(candidates[i]))
-                alt_samples, alt_flags = await self._synthesize(u, candidates[alt], conds)
-                alt_fitted, alt_fit = await asyncio.to_thread(fit_clip, alt_samples, self.sr, u, window_end_s, timing)
-                if _lost_s(alt_samples, self.sr, alt_fit) < _lost_s(samples, self.sr, fit):
-                    chosen, fitted, fit, flags = alt, alt_fitted, alt_fit, alt_flags + ("reselected",)
-        line = PlacedLine(
-            utterance_id=u.id,
-            speaker=u.speaker,
-            language=self.lang,
-            source_start_s=u.start_s,
-            source_end_s=u.end_s,
-            source_text=u.text,
-            text=candidates[chosen],
-            candidates=candidates,
-            chosen=chosen,
-            start_s=round(fit.start_s, 3),
-            end_s=round(fit.end_s, 3),
-            stretch=round(fit.rate, 4),
-            flags=tuple(dict.fromkeys(flags + fit.flags)),
-        )
-        return line, fitted
+    async def take(self, u: Utterance, text: str, conds: tuple[str, Any], pace: float = 1.0) -> Take:
+        """``text`` in the voice of ``conds`` at ``pace``; empty when the text is empty or synthesis failed."""
+        pace = round(pace, 2)
+        samples, flags = await self._synthesize(u, text, conds, pace)
+        return Take(text, pace, await asyncio.to_thread(trim, samples, self.sr) if len(samples) else samples, self.sr,
+                    flags)
 
-    async def _synthesize(self, u: Utterance, text: str, conds: tuple[str, Any]) -> tuple[np.ndarray, tuple[str, ...]]:
-        """Samples at the track rate (checkpointed), and flags; empty when the text is empty or synthesis failed."""
+    async def _synthesize(self, u: Utterance, text: str, conds: tuple[str, Any],
+                          pace: float) -> tuple[np.ndarray, tuple[str, ...]]:
+        """Samples at the track rate (checkpointed), and flags. The synthesizer gets the text with the job's
+        pronunciations applied (subtitles keep ``text``)."""
         if not text.strip():
             return np.zeros(0, dtype=np.float32), ("empty_text",)
+        text = respell(text, self.options.glossary.pronounce.get(self.lang, {}))
         tts = self.options.tts
         seed = line_seed(tts.seed, u.id)
         cond_key, cond_ref = conds
-        key = "line-" + key_of(self.lang, text, cond_key, seed, tts.exaggeration, tts.cfg_weight, tts.temperature)
+        key = "line-" + key_of(self.lang, text, cond_key, seed, tts.exaggeration, tts.cfg_weight, tts.temperature, pace)
         cached = self.store.get(key)
         if cached is not None:
             return cached, ()
@@ -88,7 +87,8 @@ class LineVoicer:
             try:
                 async with self.slots:
                     clip: Clip = await self.synthesizer.call(
-                        "synthesize", text, self.lang, cond_ref, seed, tts.exaggeration, tts.cfg_weight, tts.temperature
+                        "synthesize", text, self.lang, cond_ref, seed, tts.exaggeration, tts.cfg_weight,
+                        tts.temperature, pace,
                     )
                 break
             except asyncio.CancelledError:
@@ -103,8 +103,3 @@ class LineVoicer:
         samples = np.asarray(samples, dtype=np.float32)
         self.store.put(key, samples)
         return samples, ()
-
-
-def _lost_s(samples: np.ndarray, sr: int, fit: Fit) -> float:
-    """Seconds of speech cut off by a fit."""
-    return max(0.0, len(samples) / sr / fit.rate - (fit.end_s - fit.start_s))

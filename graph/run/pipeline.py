@@ -1,8 +1,10 @@
 """The dubbing DAG over stage handles (see ``graph.run.stages``): the same code for Serve, actor pools and tests.
 
-decode -> (ASR || diarization || separation of the background) -> utterances -> per speaker: reference ->
-       conditionals (once, one object) -> per language, all at once: translate -> synthesize every line (fan-out)
-       -> fit -> render over the bed -> files -> video (every language's track muxed with the copied video)
+decode -> (ASR || diarization || separation of the background) -> utterances -> per speaker: voice (the user's
+       clip, a library voice, or a reference picked from the recording) -> conditionals (once, one object) -> per
+       language, all at once: translate (the glossary enforced) -> voice every line (fan-out, duration-aware,
+       pronunciations applied) -> solve the timeline -> re-voice what the solver asks for -> fit -> render over the
+       bed -> measure onsets in the audio -> files -> video (every language's track muxed with the copied video)
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ from graph.options import DubOptions, to_dict
 from graph.run import background
 from graph.run.checkpoint import Checkpoint, key_of
 from graph.run.lines import LineVoicer
+from graph.run.placing import place_language, with_heard
 from graph.run.stages import Stage
+from graph.run.translate import glossary_table, translate_lines
+from graph.run.voices import job_voices
 from graph.timeline.assign import build_utterances
 from graph.timeline.cues import Cue, cue_turns, cue_utterances, named, parse_cues
-from graph.timeline.references import Reference, pick_reference
+from graph.timeline.onsets import measure_placed
 from graph.timeline.render import Placement, render_track, speaker_levels
 from graph.timeline.subtitles import to_srt
-from graph.timeline.timing import window_ends
-from graph.types import Clip, LanguageOutput, SpeakerTurn, Transcript, Translation, Utterance
+from graph.types import LanguageOutput, SpeakerTurn, Transcript, Translation, Utterance
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,8 @@ class DubJob:
     job_id: str = "job"
     max_duration_s: float | None = None
     transcript: str | None = None  # an SRT/VTT the user brings instead of ASR (and of diarization when all named)
+    references: dict[str, str] = field(default_factory=dict)  # speaker -> the user's reference clip (a path)
+    library: str | None = None  # the voice library's directory (graph/media/library.py)
 
 
 @dataclass(frozen=True)
@@ -152,32 +158,29 @@ async def dub(
     log.info("[%s] %d lines from %d speakers", job.job_id, len(utterances), len(speakers))
 
     with clock.timed("voices"):
-        conds = await _conditionals(job, stages, source, utterances, turns, store, conditionals, emit)
+        conds = await job_voices(job, stages, source, utterances, turns, store, conditionals, emit)
     synthesizer = await _describe(stages.synthesizer)
 
     bed = await background.finish(bed_source, utterances) if bed_source else None
     levels = speaker_levels(bed.speech if bed else analysis, utterances)
     track_sr = bed.sr if bed else OUTPUT_SR
-    windows = window_ends(utterances, analysis.duration_s)
     staged = {}
+    voices = {speaker: (voice.key, voice.ref) for speaker, voice in conds.items()}
 
     async def one_language(lang: str) -> LanguageOutput:
         translations = await _translate(job, stages, utterances, source_language, lang, store, clock, emit)
         voicer = LineVoicer(stages.synthesizer, opts, lang, OUTPUT_SR, store, job.job_id)
         done = 0
-        total = len(utterances)
-        emit(f"synthesize:{lang}", 0, total)
+        emit(f"synthesize:{lang}", 0, len(utterances))
 
-        async def line(u: Utterance):
+        def voiced() -> None:
             nonlocal done
-            voice = conds[u.speaker]
-            placed = await voicer.voice(u, translations[u.id], (voice.key, voice.ref), windows[u.id])
             done += 1
-            emit(f"synthesize:{lang}", done, total)
-            return placed
+            emit(f"synthesize:{lang}", done, len(utterances))
 
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(line(u) for u in utterances))
+        results = await place_language(voicer, utterances, translations, voices, analysis.duration_s, opts.timing,
+                                       voiced)
         clock.stage_s[f"synthesize:{lang}"] = round(time.perf_counter() - t0, 3)
         with clock.timed(f"render:{lang}"):
             placements = [Placement(p.speaker, p.start_s, audio.resample(samples, OUTPUT_SR, track_sr))
@@ -186,7 +189,8 @@ async def dub(
                 render_track, placements, analysis.duration_s, track_sr, levels,
                 bed.samples if bed else None, bed.voice_gains if bed else None,
             )
-            lines = [p for p, _ in results]
+            heard = await asyncio.to_thread(measure_placed, placements, analysis.duration_s, track_sr)
+            lines = [with_heard(p, h.onset_s, h.end_s) for (p, _), h in zip(results, heard)]
             output = await asyncio.to_thread(write_language, out_dir, lang, track, track_sr, lines, opts.formats)
             if containers:
                 staged[lang] = await asyncio.to_thread(stage_track, out_dir, lang, track, track_sr, video, to_srt(lines))
@@ -289,54 +293,6 @@ async def _from_transcript(job, stages, wave, store, clock, emit) -> tuple[str, 
     return language(source_language, job.sources, what="source").code, cue_utterances(cues, turns), turns
 
 
-@dataclass(frozen=True)
-class Voice:
-    """One speaker's voice as used by a job: its reference and whether this job computed its conditionals."""
-
-    key: str  # conditionals cache key (reference content hash + synthesizer model)
-    ref: Any  # the conditionals: an object-store reference under Ray
-    reference_s: float
-    computed: bool  # False when reused from another job or a checkpoint
-    flags: tuple[str, ...] = ()
-
-    def to_json(self) -> dict:
-        return {"key": self.key, "reference_s": round(self.reference_s, 3), "computed": self.computed,
-                "flags": list(self.flags)}
-
-
-async def _conditionals(job, stages, source: Clip, utterances, turns, store, shared, emit) -> dict[str, Voice]:
-    """Per speaker: conditionals computed once from a picked reference, cached by content hash (also across
-    jobs through ``shared``), kept as one reference that every line of that speaker in every language reads."""
-    shared = {} if shared is None else shared
-    speakers = sorted({u.speaker for u in utterances})
-    tts = job.options.tts
-
-    async def one(speaker: str) -> Voice:
-        ref: Reference = pick_reference(source, speaker, utterances, turns, tts.reference_min_s, tts.reference_max_s)
-        if ref.flags:
-            log.warning("[%s] reference for %s: %s", job.job_id, speaker, ", ".join(ref.flags))
-        key = "conds-" + key_of(ref.key, job.models.get("synthesizer"))
-        computed = False
-        if key not in shared:
-            cached = store.get(key)
-            if cached is not None:
-                shared[key] = stages.put(cached)
-            else:
-                shared[key] = asyncio.ensure_future(_prepare(stages, ref, store, key))
-                computed = True
-        value = shared[key]
-        if asyncio.isfuture(value):
-            value = await value
-            shared[key] = value
-        return Voice(key, value, ref.clip.duration_s, computed, ref.flags)
-
-    voices = {}
-    for done, voice in enumerate(await asyncio.gather(*(one(s) for s in speakers)), start=1):
-        voices[speakers[done - 1]] = voice
-        emit("voices", done, len(speakers))
-    return voices
-
-
 async def _describe(synthesizer: Stage) -> dict[str, Any]:
     """How the synthesizer voices lines (device, batch size, decode options), for the manifest; {} if it cannot say."""
     try:
@@ -345,27 +301,16 @@ async def _describe(synthesizer: Stage) -> dict[str, Any]:
         return {}
 
 
-async def _prepare(stages: Stages, ref: Reference, store: Checkpoint, key: str) -> Any:
-    conds_ref = await stages.synthesizer.call_ref("prepare", ref.clip.samples, ref.clip.sr)
-    if store.root is not None:
-        from graph.run.objects import fetch
-
-        store.put(key, await fetch(conds_ref))
-    return conds_ref
-
-
 async def _translate(job, stages, utterances, source_language, lang, store, clock, emit) -> dict[str, Translation]:
     opts = job.options.translate
-    key = "translate-" + key_of(lang, source_language, opts, job.models.get("translator"), [u.text for u in utterances])
+    key = "translate-" + key_of(lang, source_language, opts, job.models.get("translator"), [u.text for u in utterances],
+                                glossary_table(job.options, lang))
     cached = store.get(key)
     if cached is None:
         t0 = time.perf_counter()
         emit(f"translate:{lang}", 0, 1)
-        candidates = await stages.translator.call(
-            "translate", [u.text for u in utterances], source_language, lang, opts
-        )
+        cached = await translate_lines(stages.translator, utterances, source_language, lang, job.options, job.job_id)
         clock.stage_s[f"translate:{lang}"] = round(time.perf_counter() - t0, 3)
-        cached = {u.id: Translation(u.id, lang, tuple(c) or ("",)) for u, c in zip(utterances, candidates)}
         store.put(key, cached)
     emit(f"translate:{lang}", 1, 1)
     return cached

@@ -20,9 +20,14 @@ from graph.run.pipeline import DubJob, DubResult, ProgressFn, Stages, dub, read_
 from graph.run import warm
 from graph.run.stages import ActorPool, Unstarted
 from graph.run.startup import Startup, timed
+from graph.run.voices import check_voices
 from graph.timeline.cues import named
 
 log = logging.getLogger(__name__)
+
+MAX_COUNT = 1024  # actors per role, threads per actor, lines per batch
+MAX_RESTARTS = 3  # an actor whose process or node died starts again elsewhere this often, then is dropped
+MAX_WAIT_S = 10.0
 
 
 ROLES = ("asr", "diarizer", "translator", "synthesizer")
@@ -55,15 +60,15 @@ class Replicas:
         counts = {"asr": self.asr, "diarizer": self.diarizer, "translator": self.translator,
                   "synthesizer": self.synthesizer, "synthesizer threads": self.synth_threads,
                   "synthesizer batch": 1 if self.synth_batch is None else self.synth_batch}
-        bad = [f"{name} {value}" for name, value in counts.items() if value < 1]
-        if self.separator < 0:
+        bad = [f"{name} {value}" for name, value in counts.items() if not 1 <= value <= MAX_COUNT]
+        if not 0 <= self.separator <= MAX_COUNT:
             bad.append(f"separator {self.separator}")
-        if self.synth_wait_s < 0:
+        if not 0 <= self.synth_wait_s <= MAX_WAIT_S:
             bad.append(f"batch wait {self.synth_wait_s} s")
         bad += [f"{role} GPU fraction {gpu}" for role, gpu in self.gpu.items() if not 0 <= gpu <= 1]
         if bad:
-            raise BadInput(f"replicas, threads and batch sizes must be >= 1 (separators >= 0), waits >= 0 and GPU "
-                           f"fractions 0..1; got {', '.join(bad)}")
+            raise BadInput(f"replicas, threads and batch sizes must be from 1 to {MAX_COUNT} (separators from 0), "
+                           f"waits from 0 to {MAX_WAIT_S:g} s and GPU fractions 0..1; got {', '.join(bad)}")
 
     @property
     def counts(self) -> dict[str, int]:
@@ -137,6 +142,10 @@ def start_stages(profile, replicas: Replicas = Replicas(), strict: bool = True,
     are checked against the cluster first (``check_resources``). Warm actors of the same model and settings on the
     cluster (``graph.run.warm``) are used first and only the rest is started; ``keep`` starts the rest as warm
     actors too (named and detached: they outlive this driver, `dubgraph up`). Every actor is ``timed``.
+
+    On a cluster, the actors of a role are spread over the nodes that can hold them, and an actor whose node is
+    lost (a spot worker reclaimed) restarts elsewhere: the calls it had in flight run again there (model calls
+    are stateless), and what it returned but was not fetched yet is recomputed by Ray from its lineage.
     """
     import ray
 
@@ -155,7 +164,8 @@ def start_stages(profile, replicas: Replicas = Replicas(), strict: bool = True,
             return Unstarted(role)
         spec = profile.model(role)
         model = load_object(spec.actor)
-        options = {"num_cpus": 0, "max_concurrency": per_actor, "max_restarts": 1}
+        options = {"num_cpus": 0, "max_concurrency": per_actor, "max_restarts": MAX_RESTARTS,
+                   "max_task_retries": 1, "scheduling_strategy": "SPREAD"}  # fmt: skip
         if replicas.gpu[role] and has_gpu:
             options["num_gpus"] = replicas.gpu[role]
         key = warm.actor_key(role, profile.name, spec, tuple(dict.fromkeys((wrapper or model, model))), args, options)
@@ -253,8 +263,13 @@ def stop_stages(stages: Stages) -> None:
 
 
 def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, profile, job_id: str | None = None,
-             transcript: str | Path | None = None) -> DubJob:
-    """Validate everything checkable before any model loads: languages, input file, transcript, output directory."""
+             transcript: str | Path | None = None, references: dict[str, str | Path] | None = None,
+             library: str | Path | None = None) -> DubJob:
+    """Validate everything checkable before any model loads: languages, input file, transcript, voice clips and
+    library voices, pronunciations, output directory.
+
+    ``references``: speaker -> the user's reference clip for that speaker; ``library``: the voice library's
+    directory (needed when the options name library voices or ask for matching)."""
     for target in options.targets:
         language(target, profile.targets)
     if options.asr.language:
@@ -265,6 +280,10 @@ def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, p
         read_transcript(transcript)
         if not options.asr.language and len(profile.sources) != 1:
             raise BadInput("a job that starts from a transcript needs its language: give the source language")
+    references = {speaker: str(path) for speaker, path in (references or {}).items()}
+    library = str(library) if library is not None else None
+    check_voices(options, references, library)
+    _check_phonemes(options, profile)
     check_writable(out_dir)
     return DubJob(
         input=str(input_path),
@@ -275,15 +294,29 @@ def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, p
         models={spec.role: spec.name for spec in profile.models},
         job_id=job_id or uuid.uuid4().hex[:12],
         transcript=str(transcript) if transcript is not None else None,
+        references=references,
+        library=library,
     )
 
 
-def needed_roles(transcript: str | Path | None) -> tuple[str, ...]:
-    """The model roles a job needs: no ASR from a transcript, and no diarizer when every cue names its speaker."""
+def _check_phonemes(options: DubOptions, profile) -> None:
+    """Pronunciations in ``[[...]]`` (espeak phonemes) only for a synthesizer that reads them."""
+    from actors.models import load_object
+
+    phonemes = [said for table in options.glossary.pronounce.values() for said in table.values() if "[[" in said]
+    if phonemes and not getattr(load_object(profile.model("synthesizer").actor), "reads_phonemes", False):
+        raise BadInput(f"pronunciations in [[...]] are espeak-ng phonemes, which the {profile.name} profile's "
+                       f"synthesizer does not read ({phonemes[0]!r}); give a respelling instead")
+
+
+def needed_roles(transcript: str | Path | None, match_voices: bool = False) -> tuple[str, ...]:
+    """The model roles a job needs: no ASR from a transcript, and no diarizer when every cue names its speaker
+    (unless speakers are matched to library voices: the diarizer's embedding model does that)."""
     if transcript is None:
         return ROLES
-    return ("diarizer", "translator", "synthesizer") if not named(read_transcript(transcript)) else (
-        "translator", "synthesizer")
+    if not named(read_transcript(transcript)) or match_voices:
+        return ("diarizer", "translator", "synthesizer")
+    return ("translator", "synthesizer")
 
 
 def needed(replicas: Replicas, options: DubOptions) -> Replicas:
@@ -314,17 +347,22 @@ def dub_file(
     checkpoint_dir: str | Path | None = None,
     transcript: str | Path | None = None,
     startup: Startup | None = None,
+    references: dict[str, str | Path] | None = None,
+    library: str | Path | None = None,
 ) -> DubResult:
     """Dub one file on a local (embedded) or existing Ray cluster; partial outputs are removed on failure.
 
     ``transcript``: an SRT/WebVTT of what is said, used instead of ASR (and of diarization when every cue names
-    its speaker, ``[Alice] ...`` or ``<v Alice>...``). ``startup``: the run's start-up timeline (default: one
-    from now), completed here and written into the manifest. The job decodes its input while the actors load."""
+    its speaker, ``[Alice] ...`` or ``<v Alice>...``). ``references``: speaker -> a reference clip of their voice,
+    used instead of one picked from the recording; ``library``: the voice library (``options.voices`` maps
+    speakers to its voices). ``startup``: the run's start-up timeline (default: one from now), completed here and
+    written into the manifest. The job decodes its input while the actors load."""
     from graph.run.local_ray import init_ray
 
     startup = startup or Startup()
-    job = make_job(input_path, out_dir, options, profile, transcript=transcript)
-    roles = needed_roles(transcript)
+    job = make_job(input_path, out_dir, options, profile, transcript=transcript, references=references,
+                   library=library)
+    roles = needed_roles(transcript, options.voices.match)
     check_batching(profile, replicas)
     replicas = needed(replicas, options)
     if not address:

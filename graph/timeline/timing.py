@@ -1,76 +1,65 @@
-"""Fitting a synthesized line into its original slot, without ever moving another line.
+"""One line's audio made to fit its plan (graph/timeline/solver.py).
 
-Order of remedies: pick the n-best translation whose predicted length fits, speed it up within the stretch
-bounds (pitch-preserving), let it run into the silence that follows its slot, and only then cut it (flagged).
-A line always starts at its source start; the track is exactly as long as the input.
+Before synthesis a candidate is chosen by its predicted length (characters at the voice's measured pace); a take
+is trimmed to its speech, so a line's onset is where its plan starts; the speed-up the synthesizer's pace did not
+give is made up by a pitch-preserving stretch. A cut is made in the text (``word_prefix``: the first words that
+fit, voiced again, graph/run/placing.py); only what prediction still missed is cut in the audio, at a pause
+(``cut_at_pause``: energy dips shorter than ``PAUSE_S`` are stop closures inside words, not pauses) with a fade.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from graph.options import TimingOptions
+from graph.timeline.onsets import FRAME_S, SPEECH_DB, frame_db, speech_span
+from graph.timeline.solver import Plan
 from graph.types import Utterance
 
-FADE_S = 0.01  # fade applied where a line has to be cut
+PAD_S = 0.005  # silence kept before and after a take's speech
+FADE_S = 0.01  # fade where a line has to be cut
+PAUSE_S = 0.06  # a pause (where a cut may fall) is at least this long: stop closures inside words are shorter
+NEAR_S = 1.0  # with no pause at all, a cut falls on the quietest frame this close to the limit
 
 
-@dataclass(frozen=True)
-class Fit:
-    rate: float  # playback speed applied: > 1 is faster, shorter
-    start_s: float
-    end_s: float
-    flags: tuple[str, ...] = ()
+def source_pace(utterances: Sequence[Utterance]) -> float:
+    """Characters per second over all lines: the first guess at a voice's pace, before it is heard."""
+    chars = sum(len(u.text.strip()) for u in utterances)
+    seconds = sum(u.duration_s for u in utterances)
+    return chars / seconds if chars and seconds > 0 else 15.0
 
 
-def predicted_s(candidate: str, source_text: str, slot_s: float) -> float:
-    """Length guess before synthesis: the source line's speaking rate in characters per second."""
-    return slot_s * max(len(candidate.strip()), 1) / max(len(source_text.strip()), 1)
+def predicted_s(text: str, chars_per_s: float) -> float:
+    """How long a voice speaking ``chars_per_s`` takes to say ``text`` at its natural pace."""
+    return len(text.strip()) / chars_per_s
 
 
-def choose_candidate(candidates: Sequence[str], source_text: str, slot_s: float, options: TimingOptions) -> int:
-    """The best-ranked candidate predicted to fit at the allowed speed-up, else the shortest one."""
-    limit = slot_s * options.max_stretch
-    for index, candidate in enumerate(candidates):
-        if candidate.strip() and predicted_s(candidate, source_text, slot_s) <= limit:
-            return index
-    nonempty = [i for i, c in enumerate(candidates) if c.strip()] or [0]
-    return min(nonempty, key=lambda i: len(candidates[i]))
+def choose_candidate(candidates: Sequence[str], slot_s: float, chars_per_s: float) -> int:
+    """The best-ranked candidate predicted to fit its slot at the voice's natural pace, else the shortest one."""
+    spoken = [i for i, c in enumerate(candidates) if c.strip()]
+    for i in spoken:
+        if predicted_s(candidates[i], chars_per_s) <= slot_s:
+            return i
+    return min(spoken, key=lambda i: len(candidates[i].strip())) if spoken else 0
 
 
-def window_ends(utterances: Sequence[Utterance], total_s: float) -> dict[str, float]:
-    """Per line, how far it may run: until the next line (any speaker) starts, or the end of the input."""
-    starts = sorted(u.start_s for u in utterances)
-    ends = {}
-    for u in utterances:
-        later = [s for s in starts if s > u.start_s + 1e-6]
-        ends[u.id] = min(later[0] if later else total_s, total_s)
-    return ends
+def word_prefix(text: str, chars_per_s: float, natural_s: float) -> str:
+    """The longest run of ``text``'s first words predicted to take at most ``natural_s`` (at least one word)."""
+    words = text.split()
+    keep = 1
+    while keep < len(words) and predicted_s(" ".join(words[: keep + 1]), chars_per_s) <= natural_s:
+        keep += 1
+    return text if keep == len(words) else " ".join(words[:keep])
 
 
-def plan_fit(clip_s: float, utterance: Utterance, window_end_s: float, options: TimingOptions) -> Fit:
-    """Speed and end time for a clip of ``clip_s`` seconds placed at ``utterance.start_s``."""
-    start, slot_s = utterance.start_s, max(utterance.duration_s, 1e-3)
-    if clip_s <= 0:
-        return Fit(1.0, start, start, ("empty",))
-    if clip_s <= slot_s:
-        return Fit(1.0, start, start + clip_s)
-    if clip_s / slot_s <= options.max_stretch:
-        rate = clip_s / slot_s
-        return Fit(rate, start, start + clip_s / rate, ("stretched",))
-    room_s = max(window_end_s, utterance.end_s) - start if options.borrow_silence else slot_s
-    rate = min(max(1.0, clip_s / room_s), options.max_stretch)
-    end = start + clip_s / rate
-    flags = ["stretched"] if rate > 1.0 + 1e-6 else []
-    if end > utterance.end_s + 1e-6 and options.borrow_silence:
-        flags.append("borrowed_silence")
-    if end > start + room_s + 1e-6:
-        end = start + room_s
-        flags.append("truncated")
-    return Fit(rate, start, end, tuple(flags))
+def trim(samples: np.ndarray, sr: int) -> np.ndarray:
+    """The take's speech with ``PAD_S`` around it (leading and trailing silence would move its onset and end)."""
+    span = speech_span(samples, sr)
+    if span is None:
+        return samples[:0]
+    pad = int(PAD_S * sr)
+    return samples[max(0, int(span[0] * sr) - pad) : int(np.ceil(span[1] * sr)) + pad]
 
 
 def stretch(samples: np.ndarray, sr: int, rate: float) -> np.ndarray:
@@ -82,20 +71,47 @@ def stretch(samples: np.ndarray, sr: int, rate: float) -> np.ndarray:
     return librosa.effects.time_stretch(samples.astype(np.float32), rate=rate).astype(np.float32)
 
 
-def cut(samples: np.ndarray, sr: int, duration_s: float) -> np.ndarray:
-    """At most ``duration_s`` of audio, faded out where it was cut."""
-    n = int(round(duration_s * sr))
+def fit_take(samples: np.ndarray, sr: int, plan: Plan) -> tuple[np.ndarray, float, float]:
+    """A trimmed take made to play as ``plan`` says: (samples, stretch applied, seconds cut).
+
+    The take is stretched to the plan's length at its rate (``plan`` duration plus what it loses), then, when
+    the plan loses seconds, cut at a pause before its end.
+    """
+    n_played = int(round((plan.end_s - plan.start_s + plan.lost_s) * sr))
+    if not len(samples) or n_played <= 0:
+        return samples[:0], 1.0, 0.0
+    factor = len(samples) / n_played
+    fitted = stretch(samples, sr, factor)[:n_played]
+    if plan.lost_s <= 0:
+        return fitted, factor, 0.0
+    kept = cut_at_pause(fitted, sr, plan.end_s - plan.start_s)
+    return kept, factor, (len(fitted) - len(kept)) / sr
+
+
+def cut_at_pause(samples: np.ndarray, sr: int, max_s: float) -> np.ndarray:
+    """At most ``max_s`` of ``samples``, ending where a pause between words begins, faded out.
+
+    The pause is the latest run of quiet frames (``SPEECH_DB`` below the loudest, at least ``PAUSE_S`` long)
+    that starts after the speech does and before the limit; a clip with no pause at all is cut at its quietest
+    frame within ``NEAR_S`` of the limit.
+    """
+    n = int(max_s * sr)
     if len(samples) <= n:
         return samples
-    out = samples[:n].copy()
-    fade = min(n, int(FADE_S * sr))
+    hop = int(round(FRAME_S * sr))
+    levels = frame_db(samples, sr)[: n // hop]
+    if not len(levels):
+        return samples[:0]
+    quiet = levels < levels.max() - SPEECH_DB
+    run = max(1, int(round(PAUSE_S / FRAME_S)))
+    pauses = [i for i in range(1, len(quiet) - run + 1) if quiet[i : i + run].all() and not quiet[i - 1]]
+    if pauses:
+        end = pauses[-1]
+    else:
+        near = max(0, len(levels) - int(NEAR_S / FRAME_S))
+        end = near + int(np.argmin(levels[near:]))
+    out = samples[: end * hop].copy()
+    fade = min(len(out), int(FADE_S * sr))
     if fade:
         out[-fade:] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
     return out
-
-
-def fit_clip(samples: np.ndarray, sr: int, utterance: Utterance, window_end_s: float, options: TimingOptions) -> tuple[np.ndarray, Fit]:
-    """Apply :func:`plan_fit` to real audio: the samples to place and how they were fitted."""
-    fit = plan_fit(len(samples) / sr, utterance, window_end_s, options)
-    fitted = stretch(samples, sr, fit.rate)
-    return cut(fitted, sr, fit.end_s - fit.start_s), fit

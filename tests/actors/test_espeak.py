@@ -70,6 +70,18 @@ def test_longer_text_gives_longer_audio(synth, voices):
     assert long.duration_s > 2 * short.duration_s > 0
 
 
+def test_pace_speeds_speech_up_or_slows_it_down_keeping_the_voice(synth, voices):
+    text = "Bom dia. " + SENTENCE + " As crianças brincavam no jardim o dia inteiro."
+    natural = synth.synthesize(text, "pt-br", voices[1])
+    for pace in (0.7, 1.5, 2.0):
+        clip = synth.synthesize(text, "pt-br", voices[1], pace=pace)
+        assert clip.duration_s == pytest.approx(natural.duration_s / pace, rel=0.12), pace
+    faster = synth.synthesize(text, "pt-br", voices[1], pace=1.5)
+    assert median_f0(faster.samples, faster.sr) == pytest.approx(median_f0(natural.samples, natural.sr), rel=0.08)
+    with pytest.raises(BadInput, match="pace must be > 0"):
+        synth.synthesize(text, "pt-br", voices[1], pace=0)
+
+
 def test_two_references_give_two_voices(synth, voices):
     male, female = voices
     assert male != female and male.kind == female.kind == "espeak" and not male.arrays

@@ -127,3 +127,25 @@ def _voice():
     t = np.arange(3 * 16_000) / 16_000
     pitch = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
     return np.sign(np.sin(2 * np.pi * np.cumsum(pitch) / 16_000)).astype(np.float32) * (0.5 + 0.5 * np.sin(3 * t))
+
+
+def test_timing_audit_measures_the_track_not_the_plan():
+    """bench.timing.audit: onsets heard in the audio against the source, moved lines apart, cuts and speed-ups."""
+    import numpy as np
+
+    from bench.timing import audit
+
+    t = np.arange(SR) / SR
+    burst = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)  # 1 s
+    track = np.zeros(8 * SR, np.float32)
+    for start in (1.0, 3.3, 6.0):  # the second line was pushed 300 ms; the third is heard 60 ms late
+        track[int(start * SR) : int(start * SR) + SR] = burst
+    line = {"natural_s": 1.2, "lost_s": 0.0}
+    lines = [{**line, "start_s": 1.0, "end_s": 2.0, "source_start_s": 1.0},
+             {**line, "start_s": 3.3, "end_s": 4.3, "source_start_s": 3.0, "shift_s": 0.3},
+             {**line, "start_s": 5.94, "end_s": 6.94, "source_start_s": 5.94, "lost_s": 0.4}]
+    result = audit(track, SR, lines)
+    assert (result.lines, result.measured, result.cut, result.lost_s) == (3, 3, 1, 0.4)
+    assert result.onset_ms == pytest.approx((0.0, 60.0), abs=6) and result.p95_onset_ms == pytest.approx(57, abs=6)
+    assert result.moves_ms == pytest.approx((300.0,), abs=6) and result.max_move_ms == pytest.approx(300, abs=6)
+    assert result.speedups == pytest.approx((1.2, 1.2, 1.2), abs=0.02)

@@ -15,46 +15,19 @@ from graph.options import DubOptions
 from graph.run.checkpoint import Checkpoint
 from graph.run.pipeline import DubJob, Stages, dub
 from graph.run.stages import LocalStage
-from graph.types import Clip, SpeakerTurn, Transcript, Word
+from graph.timeline.onsets import measure_lines
+from graph.types import Clip
+from tests.run.stand_ins import F0, Script, Turns
+from tests.run.stand_ins import recording as write_recording
 
-SR = 16000
 OUT_SR = 24000
 LINES = [("A", 0.5, 2.5, "Hello there my friend."), ("B", 3.0, 5.0, "How are you today?"),
          ("A", 5.5, 7.5, "Very well thank you."), ("B", 8.0, 9.5, "Good to hear.")]
-F0 = {"A": 130.0, "B": 230.0}
-
-
-def speech(seconds, f0):
-    t = np.arange(int(seconds * SR)) / SR
-    return (0.3 * np.clip(np.sin(2 * np.pi * 2 * t), 0.2, 1) * np.sin(2 * np.pi * f0 * t)).astype(np.float32)
 
 
 @pytest.fixture
 def recording(tmp_path):
-    samples = np.zeros(10 * SR, np.float32)
-    for speaker, start, end, _ in LINES:
-        part = speech(end - start, F0[speaker])
-        samples[int(start * SR) : int(start * SR) + len(part)] = part
-    path = tmp_path / "talk.wav"
-    sf.write(path, samples, SR)
-    return path
-
-
-class Script:
-    """Stand-in ASR: the words of LINES at their times."""
-
-    def transcribe(self, wave, options):
-        words = []
-        for _, start, end, text in LINES:
-            tokens = text.split()
-            step = (end - start) / len(tokens)
-            words += [Word(w, start + i * step, start + (i + 1) * step) for i, w in enumerate(tokens)]
-        return Transcript("en", tuple(words))
-
-
-class Turns:
-    def diarize(self, wave, options):
-        return [SpeakerTurn(s, start, end) for s, start, end, _ in LINES]
+    return write_recording(tmp_path / "talk.wav", LINES, 10.0)
 
 
 class Tagger:
@@ -76,14 +49,14 @@ class ToneVoice:
         spectrum = np.abs(np.fft.rfft(reference))
         return {"f0": float(np.argmax(spectrum) * sr / len(reference))}
 
-    def synthesize(self, text, language, conds, seed, exaggeration, cfg_weight, temperature):
+    def synthesize(self, text, language, conds, seed, exaggeration, cfg_weight, temperature, pace):
         with self.lock:
             self.calls += 1
             for key in self.fail:
                 if key in text and self.fail[key] > 0:
                     self.fail[key] -= 1
                     raise RuntimeError("replica went away")
-        t = np.arange(int(0.05 * len(text) * OUT_SR)) / OUT_SR
+        t = np.arange(int(0.05 * len(text) / pace * OUT_SR)) / OUT_SR
         return Clip((0.2 * np.sin(2 * np.pi * conds["f0"] * t)).astype(np.float32), OUT_SR)
 
 
@@ -93,7 +66,7 @@ def make_job(recording, tmp_path, targets=("pt-br",), **options):
 
 
 def stages(voice):
-    return Stages(LocalStage(Script()), LocalStage(Turns()), LocalStage(Tagger()), LocalStage(voice, parallelism=4))
+    return Stages(LocalStage(Script(LINES)), LocalStage(Turns(LINES)), LocalStage(Tagger()), LocalStage(voice, parallelism=4))
 
 
 def dominant_hz(samples, sr):
@@ -113,10 +86,11 @@ def test_three_languages_lines_in_place_conditionals_once_per_speaker(recording,
         assert sr == OUT_SR and len(track) == 10 * OUT_SR  # exactly the input's duration
         lines = manifest["languages"][lang]["lines"]
         assert len(lines) == len(LINES)
-        for line, (speaker, start, end, text) in zip(lines, LINES):
+        heard = measure_lines(track, sr, [(line["start_s"], line["end_s"]) for line in lines])
+        for line, h, (speaker, start, end, text) in zip(lines, heard, LINES):
             assert line["speaker"] == speaker and line["source_text"] == text
-            assert abs(line["start_s"] - start) <= 0.02 and line["text"].startswith(f"[{lang}]")
-            placed = track[int(line["start_s"] * sr) : int(line["end_s"] * sr)]
+            assert abs(h.onset_s - start) <= 0.02 and line["text"].startswith(f"[{lang}]")  # heard where it was said
+            placed = track[int(h.onset_s * sr) : int(h.end_s * sr)]
             assert abs(dominant_hz(placed, sr) - F0[speaker]) < 15  # each line carries its own speaker's voice
         for suffix in ("flac", "srt", "vtt"):
             assert (tmp_path / "out" / f"{lang}.{suffix}").stat().st_size > 0
@@ -154,7 +128,7 @@ def test_resume_from_checkpoint_recomputes_nothing(recording, tmp_path):
 
 def test_silence_and_unsupported_language_fail_clearly(tmp_path):
     silent = tmp_path / "silence.wav"
-    sf.write(silent, np.zeros(3 * SR, np.float32), SR)
+    sf.write(silent, np.zeros(3 * 16000, np.float32), 16000)
     with pytest.raises(BadAudio, match="silent"):
         asyncio.run(dub(make_job(silent, tmp_path), stages(ToneVoice())))
     with pytest.raises(UnsupportedLanguage, match="supported: es, fr, pt-br"):
@@ -192,7 +166,9 @@ def test_a_named_transcript_replaces_asr_and_diarization(recording, tmp_path):
 def test_unnamed_cues_take_the_diarized_speaker(recording, tmp_path):
     job = make_job(recording, tmp_path)
     job = DubJob(**{**job.__dict__, "transcript": str(_srt(tmp_path, named_speakers=False))})
-    bare = Stages(__import__("graph.run.stages", fromlist=["Unstarted"]).Unstarted("asr"), LocalStage(Turns()),
+    from graph.run.stages import Unstarted
+
+    bare = Stages(Unstarted("asr"), LocalStage(Turns(LINES)),
                   LocalStage(Tagger()), LocalStage(ToneVoice(), parallelism=4))
     asyncio.run(dub(job, bare))
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())

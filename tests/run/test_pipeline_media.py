@@ -23,7 +23,8 @@ from graph.options import DubOptions, VideoOptions
 from graph.run.pipeline import DubJob, Stages, dub
 from graph.run.stages import LocalStage
 from tests.fixtures.mix import ffmpeg, packets_md5
-from tests.run.test_pipeline import F0, LINES, Script, Tagger, ToneVoice, Turns, speech
+from tests.run.stand_ins import F0, Script, Turns, speech
+from tests.run.test_pipeline import LINES, Tagger, ToneVoice
 
 SR = 48_000
 DURATION_S = 10.0
@@ -62,7 +63,7 @@ class KnownSpeech:
 
 
 def stages(separator=None) -> Stages:
-    return Stages(LocalStage(Script()), LocalStage(Turns()), LocalStage(Tagger()), LocalStage(ToneVoice(), 4),
+    return Stages(LocalStage(Script(LINES)), LocalStage(Turns(LINES)), LocalStage(Tagger()), LocalStage(ToneVoice(), 4),
                   separator=LocalStage(separator) if separator else None)
 
 
@@ -130,7 +131,7 @@ def test_a_51_source_keeps_its_layout_the_bed_goes_on_under_lines_and_voices_sit
             assert abs(level_db(track[span, c]) - level_db(bed[c, span])) < 0.5
             assert np.corrcoef(track[span, c], bed[c, span])[0, 1] > 0.99
     voice = track[:, 2] - bed[2]
-    for speaker in F0:  # each speaker's dubbed lines at that speaker's level in the source
+    for speaker in sorted({s for s, *_ in LINES}):  # each speaker's dubbed lines at their level in the source
         placed = [line for line in manifest["languages"]["pt-br"]["lines"] if line["speaker"] == speaker]
         dubbed = np.concatenate([voice[int(p["start_s"] * SR) : int(p["end_s"] * SR)] for p in placed])
         source = np.concatenate([speech_part[2, int(a * SR) : int(b * SR)] for s, a, b, _ in LINES if s == speaker])

@@ -17,7 +17,8 @@ from graph.jobs.runner import JobQueueFull, JobRunner, Limits
 from graph.jobs.store import ID_PATTERN, JobStore
 from graph.options import DubOptions
 from graph.run.stages import LocalStage
-from tests.run.test_pipeline import LINES, SR, ToneVoice, recording, stages  # noqa: F401 (recording: fixture)
+from tests.run.stand_ins import SR
+from tests.run.test_pipeline import LINES, ToneVoice, recording, stages  # noqa: F401 (recording: fixture)
 
 PROFILE = Profile("tone", "in-process stand-ins", (), sources=("en",), targets=("pt-br", "es"))
 OPTIONS = DubOptions(targets=("pt-br",), profile="tone")

@@ -1,68 +1,75 @@
 import numpy as np
 import pytest
 
-from graph.options import TimingOptions
-from graph.timeline.timing import choose_candidate, cut, fit_clip, plan_fit, window_ends
+from graph.timeline.onsets import speech_span
+from graph.timeline.solver import Plan
+from graph.timeline.timing import choose_candidate, cut_at_pause, fit_take, source_pace, trim, word_prefix
 from graph.types import Utterance
 
-OPTS = TimingOptions()
-U = Utterance("u0001", "A", 10.0, 12.0, "a line of twenty chars")
+SR = 16000
 
 
-def test_fits_as_is_when_shorter_than_slot():
-    fit = plan_fit(1.5, U, 14.0, OPTS)
-    assert (fit.rate, fit.start_s, fit.end_s, fit.flags) == (1.0, 10.0, 11.5, ())
+def burst(seconds, f0=220.0, amp=0.3):
+    t = np.arange(int(seconds * SR)) / SR
+    return (amp * np.sin(2 * np.pi * f0 * t)).astype(np.float32)
 
 
-def test_stretch_within_bounds_ends_at_slot_end():
-    fit = plan_fit(2.4, U, 14.0, OPTS)
-    assert fit.rate == pytest.approx(1.2)
-    assert fit.end_s == pytest.approx(12.0)
-    assert fit.flags == ("stretched",)
+def test_candidates_by_predicted_length_at_the_voices_pace():
+    # 10 characters per second: a 2 s slot holds 20 characters
+    assert choose_candidate(["y" * 20, "y" * 10], 2.0, 10.0) == 0
+    assert choose_candidate(["y" * 40, "y" * 19, "y" * 10], 2.0, 10.0) == 1
+    assert choose_candidate(["y" * 60, "y" * 50], 2.0, 10.0) == 1  # none fits: the shortest
+    assert choose_candidate(["", "ok"], 2.0, 10.0) == 1
+    us = [Utterance("a", "A", 0.0, 2.0, "x" * 30), Utterance("b", "A", 5.0, 6.0, "x" * 15)]
+    assert source_pace(us) == pytest.approx(15.0)
 
 
-def test_borrows_following_silence_before_cutting():
-    fit = plan_fit(3.0, U, 14.0, OPTS)
-    assert fit.rate == pytest.approx(1.0)
-    assert fit.end_s == pytest.approx(13.0)
-    assert fit.flags == ("borrowed_silence",)
+def test_word_prefix_keeps_whole_words_that_fit():
+    text = "um dois tres quatro cinco"
+    assert word_prefix(text, 10.0, 0.9) == "um dois"  # "um dois tres" is 12 characters = 1.2 s
+    assert word_prefix(text, 10.0, 100.0) == text
+    assert word_prefix(text, 10.0, 0.0) == "um"  # at least one word
 
 
-def test_cut_only_when_nothing_else_fits_and_never_past_next_line():
-    fit = plan_fit(6.0, U, 13.0, OPTS)
-    assert fit.rate == pytest.approx(1.25)
-    assert fit.end_s == pytest.approx(13.0)
-    assert "truncated" in fit.flags
-    no_borrow = plan_fit(6.0, U, 13.0, TimingOptions(borrow_silence=False))
-    assert no_borrow.end_s == pytest.approx(12.0)
+def test_trim_keeps_the_speech_and_drops_the_silence_around_it():
+    clip = np.concatenate([np.zeros(int(0.3 * SR), np.float32), burst(1.0), np.zeros(int(0.5 * SR), np.float32)])
+    trimmed = trim(clip, SR)
+    assert len(trimmed) / SR == pytest.approx(1.0, abs=0.02)
+    assert speech_span(trimmed, SR)[0] < 0.011
 
 
-def test_start_never_moves_and_empty_clip_is_flagged():
-    assert plan_fit(0.0, U, 14.0, OPTS).flags == ("empty",)
-    for seconds in (0.5, 2.2, 3.3, 9.0):
-        assert plan_fit(seconds, U, 14.0, OPTS).start_s == U.start_s
+def test_fit_take_stretches_the_rest_of_the_speed_up_and_keeps_the_pitch():
+    take = burst(2.4)
+    fitted, factor, lost = fit_take(take, SR, Plan(10.0, 12.0, rate=1.2))
+    assert len(fitted) == 2 * SR and factor == pytest.approx(1.2) and lost == 0
+    assert abs(np.argmax(np.abs(np.fft.rfft(fitted))) * SR / len(fitted) - 220) < 5  # pitch kept
+    slowed, factor, _ = fit_take(burst(1.0), SR, Plan(0.0, 1.25, rate=0.8))
+    assert len(slowed) == int(1.25 * SR) and factor == pytest.approx(0.8)
 
 
-def test_choose_candidate_prefers_best_ranked_that_fits():
-    source = "x" * 20
-    assert choose_candidate(["y" * 24, "y" * 10], source, 2.0, OPTS) == 0
-    assert choose_candidate(["y" * 40, "y" * 22, "y" * 10], source, 2.0, OPTS) == 1
-    assert choose_candidate(["y" * 60, "y" * 50], source, 2.0, OPTS) == 1
-    assert choose_candidate(["", "ok"], source, 2.0, OPTS) == 1
+@pytest.fixture(scope="module")
+def spoken_words():
+    """espeak-ng saying "um, dois, quatro, oito, dezesseis": the clip and each word's (start, end) in it."""
+    from tests.fixtures.make_dialogue import speak
+
+    samples, spans = [], []
+    for i, word in enumerate(("um", "dois", "quatro", "oito", "dezesseis")):
+        if i:
+            samples.append(np.zeros(int(0.08 * SR), np.float32))
+        start = sum(len(x) for x in samples) / SR
+        samples.append(speak(word, "beth", voice="pt-br"))
+        spans.append((start, start + len(samples[-1]) / SR))
+    return np.concatenate(samples), spans
 
 
-def test_window_ends_stop_at_next_start_of_any_speaker():
-    us = [Utterance("a", "A", 0.0, 1.0, "x"), Utterance("b", "B", 0.5, 2.0, "y"), Utterance("c", "A", 3.0, 4.0, "z")]
-    assert window_ends(us, 5.0) == {"a": 0.5, "b": 3.0, "c": 5.0}
-
-
-def test_fit_clip_applies_pitch_preserving_stretch_and_cut():
-    sr = 16000
-    t = np.arange(int(2.4 * sr)) / sr
-    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    fitted, fit = fit_clip(tone, sr, U, 14.0, OPTS)
-    assert abs(len(fitted) / sr - 2.0) < 0.02
-    spectrum = np.abs(np.fft.rfft(fitted))
-    assert abs(np.argmax(spectrum) * sr / len(fitted) - 220) < 5  # pitch kept
-    cut_samples = cut(tone, sr, 1.0)
-    assert len(cut_samples) == sr and abs(cut_samples[-1]) < 1e-6
+def test_a_cut_falls_in_the_pause_between_words_never_in_a_word(spoken_words):
+    samples, words = spoken_words
+    for k in (2, 3, 4):  # the limit inside "quatro" (its stop closures are no pause), "oito", "dezesseis"
+        limit = (words[k][0] + words[k][1]) / 2
+        kept = cut_at_pause(samples, SR, limit)
+        end = len(kept) / SR
+        assert words[k - 1][1] - 0.01 <= end <= words[k][0] + 0.01, (k, end, words)
+        assert abs(kept[-1]) < 1e-3
+    duration = len(samples) / SR
+    fitted, _, lost = fit_take(samples, SR, Plan(0.0, limit, rate=1.0, lost_s=duration - limit))
+    assert len(fitted) == len(kept) and lost == pytest.approx(duration - end, abs=1e-3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -148,13 +149,14 @@ def requests_(voices) -> list[SynthRequest]:
              for text, language, voice, seed, exaggeration, cfg, temperature, _ in LINES if _ is None]
     requests = [SynthRequest(t, lang, voices[v], seed=s, exaggeration=e, cfg_weight=c, temperature=temp)
                 for t, lang, v, s, e, c, temp in specs]
+    requests[1] = replace(requests[1], pace=1.6)  # one line spoken faster, in the same batch
     return requests[:2] + [SynthRequest("", "en", voices[0]), SynthRequest("...", "pt-br", voices[1])] + requests[2:]
 
 
 @pytest.fixture(scope="module")
 def sequential(synth, requests_) -> list[Clip]:
-    return [synth.synthesize(r.text, r.language, r.conditionals, r.seed, r.exaggeration, r.cfg_weight, r.temperature)
-            for r in requests_]
+    return [synth.synthesize(r.text, r.language, r.conditionals, r.seed, r.exaggeration, r.cfg_weight, r.temperature,
+                             r.pace) for r in requests_]
 
 
 def _assert_close(clips: list[Clip], expected: list[Clip]) -> None:
@@ -315,7 +317,7 @@ def test_batching_synthesizer_batches_concurrent_lines_or_voices_them_alone(tiny
 
     async def voice() -> list[Clip]:
         return list(await asyncio.gather(*(synth.synthesize(r.text, r.language, r.conditionals, r.seed,
-                                                            r.exaggeration, r.cfg_weight, r.temperature)
+                                                            r.exaggeration, r.cfg_weight, r.temperature, r.pace)
                                            for r in requests_)))
 
     _assert_close(asyncio.run(voice()), sequential)

@@ -12,7 +12,7 @@ import torch
 
 from actors.chatterbox import model as tts
 from actors.chatterbox.model import Synthesizer
-from graph.errors import UnsupportedLanguage
+from graph.errors import BadInput, UnsupportedLanguage
 from graph.types import Clip
 from tests.fixtures import tiny_chatterbox
 
@@ -65,6 +65,15 @@ def voices(synth, references):
 @pytest.fixture(scope="module")
 def sequential(synth, voices) -> list[Clip]:
     return [synth.synthesize(text, lang, voices[v], seed=seed) for text, lang, v, seed in JOBS]
+
+
+def test_pace_vocodes_the_same_tokens_faster_or_slower(synth, voices):
+    natural = synth.synthesize("Olá, tudo bem?", "pt-br", voices[0], seed=1)
+    for pace in (0.8, 2.0):
+        clip = synth.synthesize("Olá, tudo bem?", "pt-br", voices[0], 1, 0.5, 0.5, 0.8, pace)
+        assert abs(len(clip.samples) - len(natural.samples) / pace) <= 960, pace  # a mel frame's rounding
+    with pytest.raises(BadInput, match="pace must be between"):
+        synth.synthesize("Olá, tudo bem?", "pt-br", voices[0], pace=9.0)
 
 
 def _assert_same(clips: list[Clip], expected: list[Clip]) -> None:
