@@ -2,7 +2,7 @@
 
 A warm actor is reused only when it is the same model with the same settings, so each is named by a key over
 everything that shapes it: the role, the profile, the whole ``ModelSpec`` (actor class, model source, loader,
-options), the constructor's extra arguments (a synthesizer's batch size, batch wait and decode preset), the actor
+options) and the value of its location override (``env_var``) in this process, the constructor's extra arguments (a synthesizer's batch size, batch wait and decode preset), the actor
 options (lines it serves at once, GPU fraction), the wrapper class (``BatchingSynthesizer``), and the version of
 dubgraph plus a hash of the source of the modules that define the classes (an edited actor module is a new key).
 Names are ``dubgraph:<role>:<key>:<replica>`` in the ``dubgraph`` namespace; a run takes replicas 0, 1, ... while
@@ -16,11 +16,10 @@ import functools
 import hashlib
 import inspect
 import json
-import logging
+import os
+import sys
 from importlib import metadata
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 NAMESPACE = "dubgraph"
 PREFIX = "dubgraph:"
@@ -28,8 +27,6 @@ PREFIX = "dubgraph:"
 
 @functools.cache
 def _source_hash(module: str) -> str:
-    import sys
-
     try:
         path = inspect.getsourcefile(sys.modules[module])
         return hashlib.sha256(open(path, "rb").read()).hexdigest()[:16] if path else ""
@@ -50,6 +47,7 @@ def actor_key(role: str, profile: str, spec, classes: tuple[type, ...], args: tu
         "role": role,
         "profile": profile,
         "spec": dataclasses.asdict(spec),
+        "location": os.environ.get(spec.env_var) if spec.env_var else None,
         "classes": [f"{c.__module__}:{c.__qualname__}@{_source_hash(c.__module__)}" for c in classes],
         "args": args,
         "options": {k: v for k, v in sorted(options.items())},
