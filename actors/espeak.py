@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from actors.models import ModelSpec, load_object, resolve
-from graph.audio import resample
 from graph.errors import BadAudio, BadInput, ModelNotFound
 from graph.languages import LANGUAGES
 from graph.languages import language as lookup_language
@@ -51,8 +50,6 @@ MALE_F0 = (68.0, 80.0, 100.0, 129.0, 167.0)
 FEMALE_F0 = (124.0, 152.0, 191.0, 248.0, 322.0)
 CENTROID_STEP_HZ = 100.0  # width of the centroid bands dealt round-robin to the variants of one gender
 ANALYSIS_SR = 16000
-YIN_THRESHOLD = 0.1  # a frame is voiced where its normalised difference dips under this
-SILENCE_DB = -40.0  # frames this far under the reference's loudest are silence, never voiced
 TIMEOUT_S = 120
 KIND = "espeak"  # VoiceConditionals.kind of what ``prepare`` makes
 DEFAULT_VARIANT, DEFAULT_PITCH = "m3", 50  # for references with no voiced frames
@@ -74,19 +71,23 @@ class EspeakSynthesizer:
 
     def prepare(self, reference: np.ndarray, sr: int) -> VoiceConditionals:
         """Pick a variant and pitch from the reference's median F0 and spectral centroid (None: unvoiced)."""
+        import librosa
+
         samples = np.asarray(reference, dtype=np.float32)
         if samples.ndim != 1:
             raise BadAudio(f"the voice reference must be mono (1-D), got shape {samples.shape}")
         if not samples.size or not np.any(samples):
             log.warning("silent voice reference: using the default espeak voice")
             return self._voice(DEFAULT_VARIANT, DEFAULT_PITCH)
-        f0, centroid = analyse(resample(samples, sr, ANALYSIS_SR), ANALYSIS_SR)
-        voiced = ~np.isnan(f0)
+        y = librosa.resample(samples, orig_sr=sr, target_sr=ANALYSIS_SR) if sr != ANALYSIS_SR else samples
+        f0, voiced, _ = librosa.pyin(y, fmin=60.0, fmax=500.0, sr=ANALYSIS_SR, frame_length=1024)
         if not np.any(voiced):
             log.warning("no voiced frames in the voice reference: using the default espeak voice")
             return self._voice(DEFAULT_VARIANT, DEFAULT_PITCH)
-        f0_hz = float(np.median(f0[voiced]))
-        centroid_hz = float(np.median(centroid[voiced]))
+        centroid = librosa.feature.spectral_centroid(y=y, sr=ANALYSIS_SR, n_fft=1024, hop_length=256)[0]
+        n = min(len(centroid), len(voiced))
+        f0_hz = float(np.nanmedian(f0[voiced]))
+        centroid_hz = float(np.median(centroid[:n][voiced[:n]]))
         variants, curve = (MALE, MALE_F0) if f0_hz < GENDER_SPLIT_HZ else (FEMALE, FEMALE_F0)
         pitch = int(round(np.interp(np.log(f0_hz), np.log(curve), PITCH_STEPS)))
         band = int(centroid_hz // CENTROID_STEP_HZ)
@@ -137,39 +138,6 @@ class EspeakSynthesizer:
         voices = {line.split()[1] for line in listing.splitlines()[1:] if len(line.split()) > 1}
         return tuple(code for code, lang in LANGUAGES.items()
                      if lang.espeak in voices or any(v.startswith(lang.espeak + "-") for v in voices))
-
-
-def analyse(y: np.ndarray, sr: int, fmin: float = 60.0, fmax: float = 500.0, frame: int = 1024,
-            hop: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame (centred, ``frame`` samples every ``hop``): F0 in Hz (NaN where unvoiced) and spectral centroid.
-
-    YIN (de Cheveigne & Kawahara 2002) in numpy: the cumulative mean normalised difference of each frame from its
-    autocorrelation (librosa's formulation), its first dip under ``YIN_THRESHOLD`` between the periods of ``fmax``
-    and ``fmin`` refined by a parabola; frames quieter than ``SILENCE_DB`` under the loudest are unvoiced. The
-    centroid is librosa's (periodic Hann window, magnitude spectrum) over the same frames.
-    """
-    y = np.pad(np.asarray(y, dtype=np.float64), frame // 2)
-    frames = np.lib.stride_tricks.sliding_window_view(y, frame)[:: hop][: 1 + (len(y) - frame) // hop]
-    lo, hi = int(np.floor(sr / fmax)), min(int(np.ceil(sr / fmin)), frame - 2)
-    acf = np.fft.irfft(np.abs(np.fft.rfft(frames, 2 * frame, axis=1)) ** 2, axis=1)[:, : hi + 2]
-    energy = np.cumsum(frames[:, : hi + 1] ** 2, axis=1)
-    diff = 2 * (acf[:, :1] - acf[:, 1:]) - energy  # d(k) for k = 1 .. hi + 1
-    lags = np.arange(1, hi + 2)
-    cmndf = diff * lags / np.maximum(np.cumsum(diff, axis=1), 1e-12)
-    window = cmndf[:, lo - 1 : hi]  # lags lo .. hi
-    dips = (window < YIN_THRESHOLD) & (window <= cmndf[:, lo : hi + 1])  # under the threshold, not still falling
-    loud = frames.std(axis=1) > frames.std(axis=1).max() * 10 ** (SILENCE_DB / 20)
-    f0 = np.full(len(frames), np.nan)
-    for i in np.flatnonzero(dips.any(axis=1) & loud):
-        k = int(np.argmax(dips[i])) + lo  # the first dip's lag
-        a, b, c = cmndf[i, k - 2], cmndf[i, k - 1], cmndf[i, k]  # d'(k-1), d'(k), d'(k+1)
-        shift = 0.5 * (a - c) / (a - 2 * b + c) if a - 2 * b + c > 0 else 0.0
-        f0[i] = sr / (k + float(np.clip(shift, -1, 1)))
-    window_fn = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(frame) / frame)
-    magnitude = np.abs(np.fft.rfft(frames * window_fn, axis=1))
-    freqs = np.fft.rfftfreq(frame, 1 / sr)
-    centroid = magnitude @ freqs / np.maximum(magnitude.sum(axis=1), 1e-12)
-    return f0, centroid
 
 
 def _variant_pitch(conditionals: Any) -> tuple[str, int]:
