@@ -64,8 +64,9 @@ def running() -> Head | None:
     """The head `dubgraph up` started, if it is still running."""
     try:
         head = Head(**json.loads((state_dir() / STATE_NAME).read_text()))
-        os.kill(head.pid, 0)
     except (OSError, ValueError, TypeError):
+        return None
+    if not alive(head.pid):
         return None
     try:
         if b"ray" not in Path(f"/proc/{head.pid}/cmdline").read_bytes():  # the pid is some other process now
@@ -137,6 +138,20 @@ def stop() -> Head | None:
     return head
 
 
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (one whose parent has not collected it yet is gone all the same)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def _stop_process(pid: int) -> None:
     """SIGTERM (Ray's processes stop with it), then SIGKILL to its whole session if it is still there."""
     try:
@@ -148,10 +163,8 @@ def _stop_process(pid: int) -> None:
         try:
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
                 return
-        except ChildProcessError:  # not our child: poll whether it is gone
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+        except ChildProcessError:  # not our child (`up` started it): poll whether it is gone
+            if not alive(pid):
                 return
         time.sleep(0.2)
     log.warning("the Ray head (pid %d) did not stop in %.0f s: killing its process group", pid, STOP_TIMEOUT_S)
