@@ -7,7 +7,11 @@ per run as a user runs it:
   fills the OS file cache: ``--runs`` repeats each run and the table shows the last);
 - `dubgraph up`: a Ray head with warm model actors (timed once);
 - warm: `dubgraph dub --address auto` against that head (its actors reused);
-- then `dubgraph down`.
+- then `dubgraph down`;
+- the HTTP app, the other warm path (unless ``--no-serve``): `serve run` of serve_config.yaml (on a free port, jobs
+  in a temporary directory) timed until ``/readyz`` answers 200, then two jobs on the 30 s conversation one after
+  the other (the first right after start-up, the second with everything the app keeps across jobs), each timed
+  from its POST until its status is done.
 Ray's files go to a private temporary directory (``RAY_TMPDIR``), so a head or cluster of someone else on the
 machine is neither used nor disturbed. Per run: wall seconds of the whole command, and from its manifest's
 start-up timeline (seconds from the command's process start): Ray connected, the last model actor ready, the
@@ -22,6 +26,8 @@ import argparse
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +39,7 @@ from tests.fixtures.make_dialogue import VOICES, build_dialogue
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 ROOT = Path(__file__).resolve().parent.parent
+SERVE_TIMEOUT_S = 900.0
 FOUR_VOICES = {**VOICES, "dana": ("en-us+f4", 55, 160)}
 RAY_ENV = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
@@ -79,12 +86,70 @@ def row(name: str, how: str, result: dict) -> str:
             f"{s['driver_cpu_s']:.1f} | {actors_cpu:.1f} | {warm}/{len(s['actors'])} |")
 
 
+def serve(cli: Cli, work: Path, input_path: Path) -> list[str]:
+    """Rows for `serve run` ready and two HTTP jobs (see the module docstring)."""
+    import httpx
+    import yaml
+
+    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config["http_options"]["port"] = port
+    config["applications"][0]["args"] |= {"job_dir": str(work / "jobs"), "input_roots": [str(input_path.parent)]}
+    path = work / "serve.yaml"
+    path.write_text(yaml.safe_dump(config))
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.perf_counter()
+    with open(work / "serve.log", "wb") as log:
+        process = subprocess.Popen([str(Path(sys.executable).parent / "serve"), "run", str(path)], cwd=ROOT,
+                                   env=cli.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        ready_s = _until(lambda: httpx.get(f"{url}/readyz", timeout=10).status_code == 200, process, work) - t0
+        rows = [f"| conversation | `serve run` ready (HTTP app) | {ready_s:.1f} | | | | | | |"]
+        for job in ("first", "second"):
+            t1 = time.perf_counter()
+            posted = httpx.post(f"{url}/v1/dubs", json={"path": str(input_path), "targets": "pt-br"}, timeout=60)
+            posted.raise_for_status()
+            status_url = f"{url}/v1/dubs/{posted.json()['id']}"
+            _until(lambda: httpx.get(status_url, timeout=10).json()["status"] in ("done", "failed"), process, work)
+            status = httpx.get(status_url, timeout=10).json()
+            if status["status"] != "done":
+                raise SystemExit(f"the HTTP job failed: {status}")
+            rows.append(f"| conversation | warm HTTP job ({job}) | {time.perf_counter() - t1:.1f} | | | | | | |")
+        return rows
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # `serve run` shuts Serve and its Ray down on Ctrl-C
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _until(check, process: subprocess.Popen, work: Path) -> float:
+    """Poll ``check`` every 0.25 s until it is true; when, in perf_counter seconds."""
+    import httpx
+
+    deadline = time.perf_counter() + SERVE_TIMEOUT_S
+    while time.perf_counter() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"`serve run` exited: see {work / 'serve.log'}")
+        try:
+            if check():
+                return time.perf_counter()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"`serve run` not ready or the job not done after {SERVE_TIMEOUT_S:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.startup", description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", default="conversation,four", help="conversation (30 s), four (60 s), or both")
     parser.add_argument("--runs", type=int, default=1, help="runs of each kind; the table shows the last")
     parser.add_argument("--record", action="store_true", help="append the table to bench/RESULTS.md")
     parser.add_argument("--timelines", action="store_true", help="print each run's start-up timeline")
+    parser.add_argument("--no-serve", action="store_true", help="leave the HTTP app's rows out")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="dgb", dir="/tmp"))  # short: Ray's socket paths have a length limit
     cli = Cli(work / "r")
@@ -108,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
                 warm = dub(cli, path, work / f"{name}-warm-{i}", "--address", "auto")
             rows.append(row(name, "warm", warm))
             timelines.append((name, "warm", warm["timeline"]))
+        cli("down")
+        if not args.no_serve:
+            rows += serve(cli, work, pyannote_sample())
     finally:
         cli("down")
         shutil.rmtree(work, ignore_errors=True)
