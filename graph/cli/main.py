@@ -129,8 +129,7 @@ def _dub(args) -> int:
             )
     finally:
         if args.verbose:
-            print("start-up timeline (seconds from the command's start):", *startup.lines(), sep="\n  ",
-                  file=sys.stderr)
+            print(startup.text(), file=sys.stderr)
     print(f"dubbed {args.input} ({result.duration_s:.1f} s, {len(result.speakers)} speakers, from {result.source_language})")
     for lang, output in result.outputs.items():
         for fmt, name in output.files.items():

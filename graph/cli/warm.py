@@ -77,7 +77,7 @@ def _up(args: argparse.Namespace) -> int:
     if not args.address:
         print(f"other Ray tools (serve run, ray job submit): export RAY_AUTH_TOKEN_PATH={head.running().token_path}")
     if args.verbose:
-        print("start-up timeline (seconds from the command's start):", *startup.lines(), sep="\n  ", file=sys.stderr)
+        print(startup.text(), file=sys.stderr)
     return 0
 
 

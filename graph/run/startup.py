@@ -105,8 +105,12 @@ class Startup:
                 "work": {stage: dict(times) for stage, times in self.work.items()},
                 "driver_cpu_s": round(time.process_time(), ROUND)}
 
+    def text(self) -> str:
+        """The timeline for the CLI's verbose output."""
+        return "\n  ".join(["start-up timeline (seconds from the command's start):", *self.lines()])
+
     def lines(self) -> list[str]:
-        """The timeline as text, one event per line, for the CLI's verbose output."""
+        """The timeline, one event per line."""
         rows = []
         for e in self.events:
             info = " ".join(f"{k}={v}" for k, v in e.items() if k not in ("event", "at_s", "start_s", "end_s"))
