@@ -69,8 +69,10 @@ class Cli:
 
 def dub(cli: Cli, input_path: Path, out: Path, *extra: str) -> dict:
     wall, run = cli("-v", "dub", input_path, "--to", "pt-br", "--out", out, "--formats", "wav", *extra)
-    startup = json.loads((out / "manifest.json").read_text())["startup"]
-    timeline = run.stderr[run.stderr.find("start-up timeline"):]
+    manifest = json.loads((out / "manifest.json").read_text())
+    startup = manifest["startup"]
+    stages = ", ".join(f"{stage} {seconds:.1f}" for stage, seconds in manifest["stage_s"].items())
+    timeline = f"{run.stderr[run.stderr.find('start-up timeline'):].rstrip()}\n  stage seconds: {stages}"
     return {"wall_s": wall, "startup": startup, "timeline": timeline}
 
 
