@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = ["| input | run | wall s | Ray connected s | last actor ready s | first work s | driver CPU s | "
             "actors CPU s | warm actors |", "|---|---|---|---|---|---|---|---|---|"]
     timelines = []
+    finished = False
     try:
         paths = {name: inputs[name]() for name in chosen}
         cli("down")
@@ -178,9 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         cli("down")
         if not args.no_serve:
             rows += serve(cli, work, pyannote_sample())
+        finished = True
     finally:
         cli("down")
-        shutil.rmtree(work, ignore_errors=True)
+        if finished:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept for a look: {work} (Ray's logs in r/ray, the head's in r/ray/dubgraph-*)", file=sys.stderr)
     table = "\n".join(rows + ["", f"`dubgraph up` (head and the offline actors, warm): {up_s:.1f} s wall."])
     print(table)
     if args.timelines:
