@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from actors.device import pick_device
 from actors.models import ModelSpec, load_object, resolve
 from graph.audio import SAMPLE_RATE
 from graph.errors import UnsupportedLanguage
@@ -28,6 +27,14 @@ def _dubgraph_code(whisper_code: str) -> str:
     return whisper_code
 
 
+def _device() -> str:
+    """CUDA when CTranslate2 (faster-whisper's engine) sees a GPU (Ray sets which), else the CPU; asking it instead
+    of torch keeps torch out of this process (importing torch costs seconds of CPU at every start)."""
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
 class Transcriber:
     """One faster-whisper ``WhisperModel``; words come with times from Whisper's cross-attention alignment."""
 
@@ -40,7 +47,7 @@ class Transcriber:
         if resolved.how == "package" and spec.options.get("subdir"):
             location = location / spec.options["subdir"]
         self.location = str(location)
-        self.device = pick_device(device)
+        self.device = device or _device()
         if spec.loader:
             self.model = load_object(spec.loader)(self.location, self.device)
         else:

@@ -67,6 +67,7 @@ class EspeakSynthesizer:
         self.binary: str = load_object(spec.loader)(location, self.device) if spec.loader else location
         self.rate = int(spec.options.get("rate", DEFAULT_RATE))
         self.languages = self._installed(profile)
+        _pitch(np.sin(2 * np.pi * 150.0 * np.arange(ANALYSIS_SR // 2) / ANALYSIS_SR).astype(np.float32))  # see _pitch
         log.info("espeak-ng %s: %d languages, rate %d wpm", self.binary, len(self.languages), self.rate)
 
     def prepare(self, reference: np.ndarray, sr: int) -> VoiceConditionals:
@@ -80,7 +81,7 @@ class EspeakSynthesizer:
             log.warning("silent voice reference: using the default espeak voice")
             return self._voice(DEFAULT_VARIANT, DEFAULT_PITCH)
         y = librosa.resample(samples, orig_sr=sr, target_sr=ANALYSIS_SR) if sr != ANALYSIS_SR else samples
-        f0, voiced, _ = librosa.pyin(y, fmin=60.0, fmax=500.0, sr=ANALYSIS_SR, frame_length=1024)
+        f0, voiced = _pitch(y)
         if not np.any(voiced):
             log.warning("no voiced frames in the voice reference: using the default espeak voice")
             return self._voice(DEFAULT_VARIANT, DEFAULT_PITCH)
@@ -138,6 +139,16 @@ class EspeakSynthesizer:
         voices = {line.split()[1] for line in listing.splitlines()[1:] if len(line.split()) > 1}
         return tuple(code for code, lang in LANGUAGES.items()
                      if lang.espeak in voices or any(v.startswith(lang.espeak + "-") for v in voices))
+
+
+def _pitch(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """F0 per frame and whether it is voiced (librosa's pYIN). Its numba kernels compile on the first call in a
+    process (seconds): the constructor calls it once on a short tone, so that cost falls on the actor's start (for a
+    warm actor, before any job) instead of on the first speaker's voice."""
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(y, fmin=60.0, fmax=500.0, sr=ANALYSIS_SR, frame_length=1024)
+    return f0, voiced
 
 
 def _variant_pitch(conditionals: Any) -> tuple[str, int]:

@@ -282,8 +282,9 @@ def _parser() -> argparse.ArgumentParser:
                                                          "model's own)")
     p.add_argument("--voices", help="voice library directory (default: $DUBGRAPH_VOICES, else "
                                     "~/.local/share/dubgraph/voices)")
-    p.add_argument("--address", help="Ray cluster address ('auto' = local `ray start --head`); default: the job's "
-                                     "cluster under `ray job submit`, else an embedded one")
+    p.add_argument("--address", help="Ray cluster address ('auto' = the `dubgraph up` head with its warm actors, else "
+                                     "a local `ray start --head`); default: the job's cluster under `ray job submit`, "
+                                     "else an embedded one")
     p.add_argument("--concurrency", type=int, default=4, help="items dubbed at the same time (default 4)")
     for role, default in (("asr", 1), ("diarizer", 1), ("translator", 1), ("synth", 1)):
         p.add_argument(f"--{role}-replicas", type=int, default=default, help=f"{role} actors (default {default})")

@@ -7,12 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
-from graph.cli import voices
+from graph.cli import voices, warm
 from graph.errors import BadInput, DubError
 from graph.languages import parse_targets
 from graph.options import (
     AUDIO_FORMATS,
-    DECODE_PRESETS,
     FORMATS,
     SAME_CONTAINER,
     DubOptions,
@@ -50,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     dub = sub.add_parser("dub", help="dub one recording into one or more languages")
     dub.add_argument("input", help="audio or video file (anything ffmpeg reads)")
     dub.add_argument("--to", required=True, help="target languages, comma-separated (e.g. pt-br,es)")
-    dub.add_argument("--profile", default="offline", help="model profile: offline (default) or full")
+    warm.add_actor_flags(dub)
     dub.add_argument("--out", help="output directory (default: ./dubbed/<input name>)")
     dub.add_argument("--speakers", type=int, help="exact number of speakers, when known")
     dub.add_argument("--min-speakers", type=int, help="at least this many speakers")
@@ -64,14 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="synthesis seed: the same seed gives the same dub (full profile: ChatterBox samples each "
                           "line with a seed hashed from it; the offline espeak-ng voice has no randomness and "
                           "ignores it)")
-    dub.add_argument("--address", help="Ray cluster to use ('auto' = a local `ray start --head`); default: embedded")
-    dub.add_argument("--synth-replicas", type=int, default=1, help="synthesizer actors (default 1)")
-    dub.add_argument("--batch-lines", type=int, default=None,
-                     help="lines each synthesizer decodes together (full profile; default: 64 on a GPU, 1 = one by "
-                          "one on a CPU)")
-    dub.add_argument("--decode", choices=DECODE_PRESETS, default="auto",
-                     help="synthesizer decode: fast (bf16, static cache, CUDA graph), exact (fp32, chatterbox's "
-                          "loop), auto = fast on a GPU (default)")
+    dub.add_argument("--address", help="Ray cluster to use ('auto' = the `dubgraph up` head with its warm actors, "
+                                       "else a local `ray start --head`); default: embedded")
     dub.add_argument("--resume-dir", help="keep finished stages and lines here, so a rerun resumes")
     timing = dub.add_argument_group("timing", "bounds of the remedies for lines longer than their slot, in the order "
                                               "they are tried (see README, Timing)")
@@ -88,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the models of a profile and where they were found")
     models.add_argument("--profile", default="offline", help="offline (default) or full")
     voices.add_commands(sub)
+    warm.add_parsers(sub)
     return parser
 
 
@@ -110,25 +104,32 @@ def _models(args) -> int:
 def _dub(args) -> int:
     from actors.models import get_profile
     from graph.cli.progress import ProgressBars
-    from graph.run.pools import Replicas, dub_file
+    from graph.run.pools import dub_file
+    from graph.run.startup import Startup, process_started
 
+    startup = Startup(process_started())
     profile = get_profile(args.profile)
     options = _options(args, profile)
     out_dir = Path(args.out) if args.out else Path("dubbed") / Path(args.input).stem
-    with ProgressBars() as bars:
-        result = dub_file(
-            args.input,
-            out_dir,
-            options,
-            profile,
-            address=args.address,
-            progress=bars.update,
-            replicas=Replicas(synthesizer=args.synth_replicas, synth_batch=args.batch_lines, synth_decode=args.decode),
-            checkpoint_dir=args.resume_dir,
-            transcript=args.transcript,
-            references=voices.pairs(args.voice, "--voice"),
-            library=voices.library(args).root,
-        )
+    try:
+        with ProgressBars() as bars:
+            result = dub_file(
+                args.input,
+                out_dir,
+                options,
+                profile,
+                address=args.address,
+                progress=bars.update,
+                replicas=warm.replicas(args),
+                checkpoint_dir=args.resume_dir,
+                transcript=args.transcript,
+                references=voices.pairs(args.voice, "--voice"),
+                library=voices.library(args).root,
+                startup=startup,
+            )
+    finally:
+        if args.verbose:
+            print(startup.text(), file=sys.stderr)
     print(f"dubbed {args.input} ({result.duration_s:.1f} s, {len(result.speakers)} speakers, from {result.source_language})")
     for lang, output in result.outputs.items():
         for fmt, name in output.files.items():
@@ -172,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.verbose)
     try:
+        if getattr(args, "handler", None):
+            return args.handler(args)
         if args.command == "voices":
             return voices.run(args)
         return _models(args) if args.command == "models" else _dub(args)

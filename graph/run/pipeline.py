@@ -115,8 +115,10 @@ async def dub(
     progress: ProgressFn | None = None,
     checkpoint: Checkpoint | None = None,
     conditionals: dict[str, Any] | None = None,
+    startup: Any = None,
 ) -> DubResult:
-    """Run one job end to end and write its files; ``conditionals`` may be shared across jobs (key -> ref)."""
+    """Run one job end to end and write its files; ``conditionals`` may be shared across jobs (key -> ref);
+    ``startup``: the run's start-up timeline (``graph.run.startup.Startup``), written into the manifest."""
     emit = (lambda stage, done, total: progress(Event(stage, done, total, job.job_id))) if progress else (lambda *a: None)
     store = checkpoint or Checkpoint(None)
     opts = job.options
@@ -223,6 +225,7 @@ async def dub(
             "background": bed.to_json(job.models.get("separator")) if bed else {"method": "none"},
             "video": _video_json(video, videos, opts) if containers else None,
             "stage_s": clock.stage_s,
+            "startup": startup.to_json() if startup is not None else None,
             "voices": {speaker: voice.to_json() for speaker, voice in conds.items()},
             "utterances": [u.to_json() for u in utterances],
         },

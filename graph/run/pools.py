@@ -17,7 +17,9 @@ from graph.media.video import probe_video, video_formats
 from graph.options import DubOptions
 from graph.run.checkpoint import Checkpoint
 from graph.run.pipeline import DubJob, DubResult, ProgressFn, Stages, dub, read_transcript
+from graph.run import warm
 from graph.run.stages import ActorPool, Unstarted
+from graph.run.startup import Startup, timed
 from graph.run.voices import check_voices
 from graph.timeline.cues import named
 
@@ -132,12 +134,14 @@ def check_resources(replicas: Replicas, cluster: dict[str, float], strict: bool 
 
 
 def start_stages(profile, replicas: Replicas = Replicas(), strict: bool = True,
-                 roles: tuple[str, ...] = ROLES) -> Stages:
+                 roles: tuple[str, ...] = ROLES, keep: bool = False) -> Stages:
     """Start one actor pool per role in ``roles`` (actors load their model in their own process).
 
     Synthesizers are ``BatchingSynthesizer`` actors around the profile's class, so the CLI, backfills and Serve
     voice lines the same way (one at a time per thread, or decoded in batches with ``synth_batch``). GPU requests
-    are checked against the cluster first (``check_resources``).
+    are checked against the cluster first (``check_resources``). Warm actors of the same model and settings on the
+    cluster (``graph.run.warm``) are used first and only the rest is started; ``keep`` starts the rest as warm
+    actors too (named and detached: they outlive this driver, `dubgraph up`). Every actor is ``timed``.
 
     On a cluster, the actors of a role are spread over the nodes that can hold them, and an actor whose node is
     lost (a spot worker reclaimed) restarts elsewhere: the calls it had in flight run again there (model calls
@@ -155,17 +159,26 @@ def start_stages(profile, replicas: Replicas = Replicas(), strict: bool = True,
     if has_gpu:
         check_resources(replicas, cluster, strict, roles)
 
-    def pool(role: str, actor: type | None = None, per_actor: int = 1, args: tuple = ()) -> ActorPool | Unstarted:
+    def pool(role: str, wrapper: type | None = None, per_actor: int = 1, args: tuple = ()) -> ActorPool | Unstarted:
         if role not in (*roles, "separator"):  # the separator pool is asked for by ``replicas.separator``
             return Unstarted(role)
         spec = profile.model(role)
-        remote = ray.remote(actor or load_object(spec.actor))
+        model = load_object(spec.actor)
         options = {"num_cpus": 0, "max_concurrency": per_actor, "max_restarts": MAX_RESTARTS,
                    "max_task_retries": 1, "scheduling_strategy": "SPREAD"}  # fmt: skip
         if replicas.gpu[role] and has_gpu:
             options["num_gpus"] = replicas.gpu[role]
-        return ActorPool([remote.options(**options).remote(spec, profile.name, *args)
-                          for _ in range(replicas.counts[role])], per_actor)
+        key = warm.actor_key(role, profile.name, spec, tuple(dict.fromkeys((wrapper or model, model))), args, options)
+        found = warm.find(role, key)
+        remote = ray.remote(timed(wrapper or model))
+        started = []
+        for replica in range(len(found), replicas.counts[role]):
+            named = {"name": warm.actor_name(role, key, replica), "namespace": warm.NAMESPACE,
+                     "lifetime": "detached", "get_if_exists": True} if keep else {}
+            started.append(remote.options(**options, **named).remote(spec, profile.name, *args))
+        if found:
+            log.info("%s: %d warm actor(s) reused (key %s), %d started", role, len(found), key, len(started))
+        return ActorPool(found + started, per_actor, keep=found + started if keep else found)
 
     return Stages(
         asr=pool("asr"),
@@ -179,39 +192,74 @@ def start_stages(profile, replicas: Replicas = Replicas(), strict: bool = True,
     )
 
 
-def wait_ready(stages: Stages, timeout_s: float = READY_TIMEOUT_S, report_s: float = READY_REPORT_S) -> None:
+def _pools(stages: Stages) -> list[tuple[str, ActorPool]]:
+    return [(role, stage) for role in (*ROLES, "separator")
+            if isinstance(stage := getattr(stages, role, None), ActorPool)]
+
+
+def wait_ready(stages: Stages, timeout_s: float = READY_TIMEOUT_S, report_s: float = READY_REPORT_S,
+               startup: Startup | None = None) -> None:
+    """``ready`` for callers outside an event loop."""
+    asyncio.run(ready(stages, timeout_s, report_s, startup))
+
+
+async def ready(stages: Stages, timeout_s: float = READY_TIMEOUT_S, report_s: float = READY_REPORT_S,
+                startup: Startup | None = None) -> None:
     """Wait until every actor has loaded its model, reporting what is still pending every ``report_s``; a model
-    that cannot load, or an actor still unplaced after ``timeout_s``, stops the run before any work starts."""
+    that cannot load, or an actor still unplaced after ``timeout_s``, stops the run. ``startup`` gets each actor's
+    times (when it was seen ready, and what its ``startup()`` reports)."""
     import ray
     from ray.exceptions import RayActorError
 
-    pending = {handle.__ray_ready__.remote(): role for role in (*ROLES, "separator")
-               for handle in getattr(getattr(stages, role), "handles", ())}
+    ready_at: dict[int, float] = {}
+
+    async def one(handle) -> None:
+        await handle.__ray_ready__.remote()
+        ready_at[id(handle)] = time.time()
+
+    pending = {asyncio.ensure_future(one(handle)): role for role, pool in _pools(stages) for handle in pool.handles}
     deadline = time.monotonic() + timeout_s
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=min(report_s, timeout_s))
-        for ref in ready:
-            role = pending.pop(ref)
-            try:
-                ray.get(ref)
-            except RayActorError as exc:
-                raise DubError(f"the {role} actors could not start, nothing was dubbed: {exc}") from None
-        if not pending:
-            return
-        waiting = ", ".join(sorted(set(pending.values())))
-        free = {k: round(v, 3) for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
-        if time.monotonic() >= deadline:
-            raise DubError(f"model actors not up after {timeout_s:.0f} s ({waiting}); the cluster has {free} free. "
-                           "Is a GPU worker missing, or a model still loading?")
-        log.warning("waiting for model actors to start: %s (cluster resources free: %s)", waiting, free)
+    try:
+        while pending:
+            done, _ = await asyncio.wait(pending, timeout=max(0.0, min(report_s, deadline - time.monotonic())))
+            for task in done:
+                role = pending.pop(task)
+                try:
+                    task.result()
+                except RayActorError as exc:
+                    raise DubError(f"the {role} actors could not start, nothing was dubbed: {exc}") from None
+            if not pending:
+                break
+            waiting = ", ".join(sorted(set(pending.values())))
+            free = {k: round(v, 3) for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
+            if time.monotonic() >= deadline:
+                raise DubError(f"model actors not up after {timeout_s:.0f} s ({waiting}); the cluster has {free} "
+                               "free. Is a GPU worker missing, or a model still loading?")
+            log.warning("waiting for model actors to start: %s (cluster resources free: %s)", waiting, free)
+    finally:
+        for task in pending:
+            task.cancel()
+    if startup is not None:
+        await _record(stages, startup, ready_at)
+
+
+async def _record(stages: Stages, startup: Startup, ready_at: dict[int, float]) -> None:
+    """Each actor's own account of its start, in ``startup``."""
+    for role, pool in _pools(stages):
+        for handle in pool.handles:
+            report = getattr(handle, "startup", None)
+            startup.actor(role, ready_at[id(handle)], await report.remote() if report is not None else None,
+                          warm=id(handle) in pool.keep)
 
 
 def stop_stages(stages: Stages) -> None:
+    """Kill the actors this run started; warm ones stay (``ActorPool.keep``)."""
     import ray
 
-    for stage in (stages.asr, stages.diarizer, stages.translator, stages.synthesizer, stages.separator):
-        for handle in getattr(stage, "handles", ()):
-            ray.kill(handle)
+    for _, pool in _pools(stages):
+        for handle in pool.handles:
+            if id(handle) not in pool.keep:
+                ray.kill(handle)
 
 
 def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, profile, job_id: str | None = None,
@@ -298,6 +346,7 @@ def dub_file(
     replicas: Replicas = Replicas(),
     checkpoint_dir: str | Path | None = None,
     transcript: str | Path | None = None,
+    startup: Startup | None = None,
     references: dict[str, str | Path] | None = None,
     library: str | Path | None = None,
 ) -> DubResult:
@@ -306,9 +355,11 @@ def dub_file(
     ``transcript``: an SRT/WebVTT of what is said, used instead of ASR (and of diarization when every cue names
     its speaker, ``[Alice] ...`` or ``<v Alice>...``). ``references``: speaker -> a reference clip of their voice,
     used instead of one picked from the recording; ``library``: the voice library (``options.voices`` maps
-    speakers to its voices)."""
+    speakers to its voices). ``startup``: the run's start-up timeline (default: one from now), completed here and
+    written into the manifest. The job decodes its input while the actors load."""
     from graph.run.local_ray import init_ray
 
+    startup = startup or Startup()
     job = make_job(input_path, out_dir, options, profile, transcript=transcript, references=references,
                    library=library)
     roles = needed_roles(transcript, options.voices.match)
@@ -316,13 +367,32 @@ def dub_file(
     replicas = needed(replicas, options)
     if not address:
         check_models(profile, roles, replicas)
-    init_ray(address)
-    stages = start_stages(profile, replicas, strict=not address, roles=roles)
+    with startup.span("ray", address=address or "embedded"):
+        init_ray(address)
+    with startup.span("actors requested"):
+        stages = start_stages(profile, replicas, strict=not address, roles=roles)
     try:
-        wait_ready(stages)
-        return asyncio.run(dub(job, stages, progress, Checkpoint(checkpoint_dir)))
+        return asyncio.run(_ready_and_dub(job, stages, startup.watch(progress), Checkpoint(checkpoint_dir), startup))
     except BaseException:
         remove_outputs(Path(out_dir), options.targets, options.formats)
         raise
     finally:
         stop_stages(stages)
+
+
+async def _ready_and_dub(job: DubJob, stages: Stages, progress: ProgressFn, checkpoint: Checkpoint,
+                         startup: Startup) -> DubResult:
+    """The job (decoding its input first) while the actors load; the job's own error (bad input) comes first,
+    then an actor that cannot start."""
+    actors = asyncio.ensure_future(ready(stages, startup=startup))
+    work = asyncio.ensure_future(dub(job, stages, progress, checkpoint, startup=startup))
+    try:
+        done, _ = await asyncio.wait({actors, work}, return_when=asyncio.FIRST_EXCEPTION)
+        for task in (work, actors):
+            if task in done and task.exception() is not None:
+                raise task.exception()
+        return work.result()
+    finally:
+        for task in (actors, work):
+            task.cancel()
+        await asyncio.gather(actors, work, return_exceptions=True)

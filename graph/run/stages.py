@@ -41,12 +41,14 @@ class ActorPool:
     """Plain Ray actors of one class; each call goes to the least busy live actor.
 
     A call whose actor died is retried once on another actor, and the dead one is dropped from the pool.
+    ``keep``: handles of actors that outlive this pool (warm actors, graph.run.warm): stopping the pool leaves them.
     """
 
-    def __init__(self, handles: Sequence[Any], per_actor: int = 1):
+    def __init__(self, handles: Sequence[Any], per_actor: int = 1, keep: Sequence[Any] = ()):
         if not handles:
             raise ValueError("an actor pool needs at least one actor")
         self.handles = list(handles)
+        self.keep = {id(h) for h in keep}
         self.busy = {id(h): 0 for h in self.handles}
         self.parallelism = len(self.handles) * per_actor
         self._order = itertools.count()

@@ -65,8 +65,10 @@ def test_an_actor_that_cannot_be_placed_fails_the_wait_with_what_is_missing(ray_
     import ray
 
     stuck = ray.remote(Idle).options(resources={"no_such_accelerator": 1}).remote()
+    placed = ray.remote(Idle).remote()
+    ray.get(placed.__ray_ready__.remote(), timeout=120)  # up before the 2 s wait starts, however busy the machine
     stages = type("S", (), {"asr": Unstarted("asr"), "diarizer": Unstarted("diarizer"),
-                            "translator": ActorPool([ray.remote(Idle).remote()]), "synthesizer": ActorPool([stuck]),
+                            "translator": ActorPool([placed]), "synthesizer": ActorPool([stuck]),
                             "separator": None})
     try:
         with pytest.raises(DubError, match=r"model actors not up after 2 s \(synthesizer\); the cluster has .* free"):
