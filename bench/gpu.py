@@ -198,9 +198,9 @@ def report(info: dict, tests: str, rows: dict[str, list], jobs: list[Job], elaps
            f"- Device: {info['device']}; host {info['cpu']}, {info['cores']} cores, {info['ram']} RAM; torch "
            f"{info['torch']}, transformers {info['transformers']}. Commit: {info['commit']}.",
            f"- `gpu` tests: {tests}.",
-           f"- Full-size ChatterBox multilingual with seeded random weights. Decode presets: `fast` = T3 and the S3Gen "
-           f"estimator in bf16, static KV caches per bucket with the step in a CUDA graph, race sampler, no "
-           f"alignment analyzer; `exact` = fp32, dynamic cache, chatterbox's sampler and analyzer per line.", ""]
+           "- Full-size ChatterBox multilingual with seeded random weights. Decode presets: `fast` = T3 and the S3Gen "
+           "estimator in bf16, static KV caches per bucket with the step in a CUDA graph, race sampler, no "
+           "alignment analyzer; `exact` = fp32, dynamic cache, chatterbox's sampler and analyzer per line.", ""]
     if rows:
         out += [f"T3 and S3Gen alone, lines forced to {LINE_S:g} s (x real time = s of audio per wall s, all lines):",
                 "", "| batch | " + " | ".join(f"T3 {p}" for p in rows) + " | " + " | ".join(f"S3Gen {p}" for p in rows)
