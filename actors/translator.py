@@ -53,8 +53,6 @@ class Translator:
     ) -> list[tuple[str, ...]]:
         """Candidates for each text, in input order; an empty text gives ``("",)`` and never reaches the model."""
         src, tgt = self._check(source, target)
-        if min(options.n_best, options.num_beams, options.max_batch) < 1:
-            raise BadInput(f"n_best, num_beams and max_batch must be >= 1, got {options}")
         results: list[tuple[str, ...]] = [("",)] * len(texts)
         # Similar lengths share a batch, so little of each generate call is spent on padding.
         todo = sorted((i for i, text in enumerate(texts) if text.strip()), key=lambda i: len(texts[i]))

@@ -36,7 +36,7 @@ def ffprobe(path: Path, entries: str) -> dict:
         if b"moov atom not found" in proc.stderr:
             raise BadAudio(
                 f"{path} is an incomplete MP4/M4A (its index is missing: moov atom not found); the file was cut "
-                "off while uploading or exporting. Send the complete file again."
+                "off while uploading or exporting (or is not an MP4 at all). Send the complete file again, or re-export it."
             )
         raise BadAudio(
             f"{path} is not audio ffmpeg can read ({detail or 'unrecognized data'}). Send a common "

@@ -37,14 +37,18 @@ class _Checked:
     """Checks every field's type, and range where it has one, when an options object is built."""
 
     def __post_init__(self) -> None:
+        """Every field out of type or range is named at once (a user fixes them in one go)."""
         hints = _hints(type(self))
+        problems = []
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            if not _matches(value, hints[f.name]):
-                raise ValueError(f"{f.name} must be {_describe(hints[f.name])}, got {value!r}")
             low, high = f.metadata.get("range", (None, None))
-            if value is not None and low is not None and not low <= value <= high:
-                raise ValueError(f"{f.name} must be from {_number(low)} to {_number(high)}, got {value!r}")
+            if not _matches(value, hints[f.name]):
+                problems.append(f"{f.name} must be {_describe(hints[f.name])}, got {value!r}")
+            elif value is not None and low is not None and not low <= value <= high:
+                problems.append(f"{f.name} must be from {_number(low)} to {_number(high)}, got {value!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
 @functools.cache

@@ -212,8 +212,8 @@ async def dub_request(
             if isinstance(value, UploadFile):
                 if key.startswith(VOICE_PART) and key[len(VOICE_PART):].strip():
                     if (value.size or 0) > max_voice_bytes:
-                        raise RequestTooLarge(f"the voice clip {key} is {value.size / 2**20:.1f} MB; at most "
-                                              f"{max_voice_bytes / 2**20:g} MB per clip")
+                        raise RequestTooLarge(f"the voice clip {key} is {value.size / 2**20:.1f} MB; this server's "
+                                              f"upload limit for a voice clip is {max_voice_bytes / 2**20:g} MB")
                     voices[key[len(VOICE_PART):].strip()] = value
                 elif key != "audio":
                     raise BadInput(f"file fields are 'audio' and 'voice.SPEAKER' (a speaker's reference clip), "
@@ -248,7 +248,8 @@ async def voice_request(request: Request, max_bytes: int) -> AsyncIterator[tuple
         if upload is None:
             raise BadInput("send the voice's clip as a multipart file field 'audio'")
         if (upload.size or 0) > max_bytes:
-            raise RequestTooLarge(f"the voice clip is {upload.size / 2**20:.1f} MB; at most {max_bytes / 2**20:g} MB")
+            raise RequestTooLarge(f"the voice clip is {upload.size / 2**20:.1f} MB; this server's upload limit for a "
+                                  f"voice clip is {max_bytes / 2**20:g} MB")
         yield fields, upload
     finally:
         await form.close()

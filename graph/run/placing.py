@@ -51,7 +51,8 @@ async def place_language(voicer: LineVoicer, utterances: Sequence[Utterance], tr
                          conds: dict[str, tuple[str, Any]], total_s: float, options: TimingOptions,
                          voiced: Callable[[], None] = lambda: None) -> list[tuple[PlacedLine, np.ndarray]]:
     """Every line of one language with the samples to place at its ``start_s``; ``voiced`` after each first take."""
-    lines = [_Line(u, translations[u.id].candidates, conds[u.speaker]) for u in utterances]
+    lines = [_Line(u, translations[u.id].candidates, conds[u.speaker], flags=list(translations[u.id].flags))
+             for u in utterances]
 
     async def voice(line: _Line, text: str, pace: float, first: bool = False) -> None:
         line.take = await voicer.take(line.u, text, line.conds, _bounded(pace))

@@ -106,8 +106,8 @@ def test_unsupported_language_and_missing_file_and_unwritable_output(sample_wav,
     assert run.returncode == 2 and "offline profile's synthesizer" in run.stderr and "Traceback" not in run.stderr
     assert "cannot decode lines in batches" in run.stderr and not (tmp_path / "out" / "manifest.json").exists()
     run = dub(sample_wav, tmp_path / "out", "--synth-replicas", "0", timeout=120)
-    assert run.returncode == 2 and "must be >= 1" in run.stderr and "synthesizer 0" in run.stderr
+    assert run.returncode == 2 and "must be from 1 to 1024" in run.stderr and "synthesizer 0" in run.stderr
     run = dub(sample_wav, tmp_path / "out", "--max-stretch", "0.9", "--max-preroll", "-0.1", timeout=120)
     assert run.returncode == 2 and "Traceback" not in run.stderr and not (tmp_path / "out" / "manifest.json").exists()
-    assert "error: bad timing options: max_stretch must be between 1 and max_rate (2.0), got 0.9" in run.stderr
-    assert "max_preroll_s must be between 0 and 1.0 s, got -0.1" in run.stderr
+    assert "error: invalid TimingOptions: max_stretch must be from 1 to 4, got 0.9" in run.stderr
+    assert "max_preroll_s must be from 0 to 1, got -0.1" in run.stderr

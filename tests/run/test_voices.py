@@ -22,7 +22,8 @@ from graph.run.pipeline import DubJob, Stages, dub
 from graph.run.pools import make_job as checked_job
 from graph.run.stages import LocalStage
 from graph.types import SpeakerEmbedding
-from tests.run.test_pipeline import LINES, SR, Script, Tagger, ToneVoice, Turns, dominant_hz, speech
+from tests.run.stand_ins import SR, Script, Turns, speech
+from tests.run.test_pipeline import LINES, Tagger, ToneVoice, dominant_hz
 from tests.run.test_pipeline import recording  # noqa: F401 (fixture)
 
 PITCHES = np.arange(80.0, 500.0, 10.0)
@@ -71,7 +72,7 @@ def job(audio, tmp_path, out="out", **fields):
 
 
 def run(job, voice, translator=None, turns=None):
-    stages = Stages(LocalStage(Script()), LocalStage(turns or EmbeddingTurns()), LocalStage(translator or Tagger()),
+    stages = Stages(LocalStage(Script(LINES)), LocalStage(turns or EmbeddingTurns(LINES)), LocalStage(translator or Tagger()),
                     LocalStage(voice, parallelism=4))
     asyncio.run(dub(job, stages))
     return json.loads((Path(job.out_dir) / "manifest.json").read_text())
@@ -197,7 +198,7 @@ def test_resume_reuses_the_speaker_embeddings(recording, tmp_path):
 
     options = {"voices": VoiceOptions(match=True)}
     for _ in range(2):
-        stages = Stages(LocalStage(Script()), LocalStage(Counting()), LocalStage(Tagger()),
+        stages = Stages(LocalStage(Script(LINES)), LocalStage(Counting(LINES)), LocalStage(Tagger()),
                         LocalStage(Listener(), parallelism=4))
         asyncio.run(dub(job(recording, tmp_path, options=options, library=str(library.root)), stages,
                         checkpoint=Checkpoint(tmp_path / "ck")))

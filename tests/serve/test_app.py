@@ -149,7 +149,7 @@ def test_every_error_is_json_and_the_server_keeps_serving(client, sample_wav, tm
         assert good.status_code == 200 and good.json()["translations"] == ["Bom dia."]
     assert dub({"targets": "xx"}).json()["error"]["supported"] == ["pt-br"]
     bad_timing = dub({"options": '{"timing": {"max_stretch": 0.5, "max_shift_s": 2}}'}).json()["error"]["message"]
-    assert "max_stretch must be between 1 and max_rate" in bad_timing and "max_shift_s must be between 0 and 1" in bad_timing
+    assert "max_stretch must be from 1 to 4, got 0.5" in bad_timing and "max_shift_s must be from 0 to 1, got 2" in bad_timing
     assert client.get("/healthz").json() == {"status": "ok"} and client.get("/readyz").json()["ready"] is True
 
     accepted = client.post("/v1/dubs", json={"path": str(sample_wav), "targets": "pt-br", "speakers": 2})

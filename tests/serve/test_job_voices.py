@@ -16,7 +16,8 @@ from graph.jobs.store import JobStore
 from graph.media.library import VoiceLibrary
 from graph.media.voice_clip import read_clip
 from graph.options import DubOptions, VoiceOptions
-from tests.run.test_pipeline import SR, ToneVoice, recording, speech, stages  # noqa: F401 (recording: fixture)
+from tests.run.stand_ins import SR, speech
+from tests.run.test_pipeline import ToneVoice, recording, stages  # noqa: F401 (recording: fixture)
 from tests.serve.test_jobs import PROFILE, GatedVoice, copier, settled
 
 
