@@ -170,7 +170,8 @@ def test_a_full_disk_refuses_uploads_and_pauses_the_job_until_space_returns(disk
         await runner.start()
         job_id = (await runner.submit(OPTIONS, copier(recording))).id
         checkpoint = runner.store.checkpoint_dir(job_id)
-        await until(lambda: voice.admitted == len(LINES) and len(list(checkpoint.glob("line-*"))) == 1)
+        # one line saved, one held at the gate (lines are voiced in waves: each speaker's longest line first)
+        await until(lambda: voice.admitted > voice.open_lines and len(list(checkpoint.glob("line-*"))) == 1)
         disk.fill()
         with pytest.raises(InsufficientStorage) as refused:
             runner.check_space()  # what POST /v1/dubs asks first: no room for anything
@@ -179,7 +180,7 @@ def test_a_full_disk_refuses_uploads_and_pauses_the_job_until_space_returns(disk
             await runner.submit(OPTIONS, saver)  # past that check, the write itself fails
         voice.gate.set()
         await until(lambda: any(f"[{job_id}] paused: the server's disk is full" in r.getMessage()
-                                for r in caplog.records) and voice.finished == len(LINES))  # fmt: skip
+                                for r in caplog.records) and voice.finished == voice.admitted)  # fmt: skip
         await until(lambda: not list(root.rglob("*.part")))  # every failed write removed its temporary file
         paused = {"status": statuses(root, [job_id])[0], "artifacts": sorted(p.name for p in runner.store.out_dir(job_id).iterdir()),
                   "jobs": len([p for p in root.iterdir() if p.is_dir()]), "calls": voice.calls,
@@ -192,9 +193,9 @@ def test_a_full_disk_refuses_uploads_and_pauses_the_job_until_space_returns(disk
     job_id, refused, paused, settled = asyncio.run(main())
     assert refused.http_status == 507 and "disk is nearly full" in str(refused)
     assert paused["status"] != "done" and not paused["artifacts"] and paused["jobs"] == 1
-    assert paused["lines_saved"] == 1 and paused["calls"] == len(LINES)
+    assert paused["lines_saved"] == 1 and paused["calls"] >= 2  # the saved line, and the one its write failed for
     assert settled == ["done"]
-    assert voice.calls == len(LINES) + (len(LINES) - 1)  # the unsaved lines again, the saved one never
+    assert voice.calls == paused["calls"] + (len(LINES) - 1)  # the unsaved lines again, the saved one never
     assert voice.prepared == 2  # conditionals came from the checkpoint
     out = root / job_id / "out"
     manifest = json.loads((out / "manifest.json").read_text())
