@@ -31,12 +31,13 @@ from graph.errors import (
     BadInput,
     DubError,
     JobNotFound,
+    RequestTooLarge,
     Unauthorized,
     UnsupportedLanguage,
     UnsupportedMediaType,
     user_error,
 )
-from graph.jobs.runner import JobQueueFull
+from graph.jobs.runner import TRANSCRIPT, TRANSLATION, JobQueueFull
 from graph.languages import parse_targets
 from graph.media.original import ORIGINAL
 from graph.media.outputs import MANIFEST
@@ -52,6 +53,9 @@ MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "srt": "application/x-s
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 UPLOAD_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 COPY_CHUNK = 1 << 20
+TRANSLATION_FIELD = re.compile(r"^translation\.[a-z]{2,3}(?:-[a-z]{2,4})?$")  # translation.pt-br: a file field
+TRANSCRIPT_SUFFIXES = (".srt", ".vtt")
+MAX_FILES = 10  # the audio, a transcript and up to 8 translations
 
 
 class TranslateRequest(BaseModel):
@@ -191,15 +195,19 @@ async def dub_request(request: Request, max_bytes: int) -> AsyncIterator[tuple[d
             "send multipart/form-data (an 'audio' file), a urlencoded form or JSON, "
             f"not {content_type or 'no content type'!r}"
         )
-    form = await limited.form(max_files=1, max_fields=len(DUB_FIELDS))
+    form = await limited.form(max_files=MAX_FILES, max_fields=len(DUB_FIELDS))
     try:
         fields: dict[str, Any] = {}
         upload = None
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
-                if key != "audio":
-                    raise BadInput(f"the file field must be called 'audio', not {key!r}")
-                upload = value
+                if key == "audio":
+                    upload = value
+                elif key == "transcript" or TRANSLATION_FIELD.match(key):
+                    fields[key] = value
+                else:
+                    raise BadInput(f"unknown file field {key!r}: send the recording as 'audio', and optionally "
+                                   "'transcript' (SRT/WebVTT) and 'translation.<lang>' (one per target language)")
             else:
                 fields[key] = value
         yield _known(fields), upload
@@ -211,7 +219,10 @@ def _known(fields: dict[str, Any]) -> dict[str, Any]:
     if "audio" in fields:
         raise BadInput("'audio' must be a file part of a multipart form (curl -F audio=@talk.wav); JSON and "
                        "urlencoded bodies name a server-side file in 'path'")  # fmt: skip
-    unknown = sorted(set(fields) - set(DUB_FIELDS))
+    texts = [key for key, value in fields.items() if _is_transcript(key) and not isinstance(value, UploadFile)]
+    if texts:
+        raise BadInput(f"{texts[0]!r} must be a file part of a multipart form (curl -F {texts[0]}=@talk.srt)")
+    unknown = sorted(key for key in set(fields) - set(DUB_FIELDS) if not _is_transcript(key))
     if unknown:
         raise BadInput(f"unknown field(s): {', '.join(unknown)}; known: audio, {', '.join(DUB_FIELDS)}")
     return fields
@@ -256,6 +267,44 @@ def dub_options(fields: dict[str, Any], profile) -> DubOptions:
     return from_dict(DubOptions, data)
 
 
+def _is_transcript(key: str) -> bool:
+    return key == "transcript" or bool(TRANSLATION_FIELD.match(key))
+
+
+def _save(upload: UploadFile, dest: Path) -> Path:
+    upload.file.seek(0)
+    with open(dest, "wb") as out:
+        shutil.copyfileobj(upload.file, out, COPY_CHUNK)
+        out.flush()
+        os.fsync(out.fileno())
+    return dest
+
+
+def transcript_saver(fields: dict[str, Any], targets: tuple[str, ...]) -> Callable[[Path], None]:
+    """How to put the transcript and translations sent with a job into its directory (``transcript.srt``,
+    ``translation.<lang>.vtt``: graph/jobs/runner.py ``sidecars``)."""
+    files: dict[str, UploadFile] = {}
+    for key, value in fields.items():
+        if not _is_transcript(key):
+            continue
+        suffix = Path(value.filename or "").suffix.lower()
+        if suffix not in TRANSCRIPT_SUFFIXES:
+            raise BadInput(f"{key} must be an SRT or WebVTT file (.srt or .vtt), not {value.filename!r}")
+        if key == "transcript":
+            files[f"{TRANSCRIPT}{suffix}"] = value
+            continue
+        lang = key.split(".", 1)[1].lower()
+        if lang not in targets:
+            raise BadInput(f"{key}: {lang} is not one of this job's targets ({', '.join(targets)})")
+        files[f"{TRANSLATION}.{lang}{suffix}"] = value
+
+    def save(job_dir: Path) -> None:
+        for name, upload in files.items():
+            _save(upload, job_dir / name)
+
+    return save
+
+
 def input_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[str]) -> Callable[[Path], Path]:
     """How to put the job's input into its directory: copy the upload, or link/copy an allowed server path."""
     path = fields.get("path")
@@ -265,13 +314,7 @@ def input_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[s
         name = _input_name(Path(upload.filename or "").suffix)
 
         def save_upload(job_dir: Path) -> Path:
-            dest = job_dir / name
-            upload.file.seek(0)
-            with open(dest, "wb") as out:
-                shutil.copyfileobj(upload.file, out, COPY_CHUNK)
-                out.flush()
-                os.fsync(out.fileno())
-            return dest
+            return _save(upload, job_dir / name)
 
         return save_upload
     if not path:
@@ -287,6 +330,32 @@ def input_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[s
         return dest
 
     return save_path
+
+
+def job_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[str],
+              targets: tuple[str, ...]) -> Callable[[Path], Path]:
+    """How to put everything a POST /v1/dubs sent into the job's directory: the input, then its transcripts."""
+    save_input, save_transcripts = input_saver(fields, upload, roots), transcript_saver(fields, targets)
+
+    def save(job_dir: Path) -> Path:
+        save_transcripts(job_dir)
+        return save_input(job_dir)
+
+    return save
+
+
+async def json_object(request: Request, max_bytes: int = 1 << 16) -> dict[str, Any]:
+    """A small JSON object body (a PATCH of one line)."""
+    body = await request.body()
+    if len(body) > max_bytes:
+        raise RequestTooLarge(f"the body is {len(body)} bytes; at most {max_bytes}")
+    try:
+        value = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise BadInput("the body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise BadInput("the JSON body must be an object")
+    return value
 
 
 def _input_name(suffix: str) -> str:

@@ -1,12 +1,16 @@
 """The job runner: works the store's queue in one process's event loop (the Serve ingress).
 
-A restart re-queues every queued or running job, and the job's checkpoint makes the resumed run skip what was
-finished.
+A restart re-queues every queued, running or rendering job, and the job's checkpoint makes the resumed run skip
+what was finished. A done job's lines can be edited (``edit``) and the job rendered again (``render``): edits and
+the start of a render take the job's lock in turn, so an edit either lands before a render starts or is refused
+while it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import logging
 import shutil
 from collections.abc import Callable
@@ -15,16 +19,31 @@ from pathlib import Path
 from typing import Any
 
 from graph import audio
-from graph.errors import AudioTooLarge, DubError, QueueFull, user_error
+from graph.edits import Edit, StateFile
+from graph.errors import AudioTooLarge, DubError, EditConflict, JobNotFound, QueueFull, user_error
 from graph.jobs.store import JobRecord, JobStore
 from graph.media.original import write_original
-from graph.media.outputs import remove_outputs
+from graph.media.outputs import MANIFEST, remove_outputs
 from graph.options import DubOptions, from_dict, to_dict
 from graph.run.checkpoint import Checkpoint
 from graph.run.pipeline import Event, Stages, dub
 from graph.run.pools import make_job
+from graph.run.rendering import render
+from graph.run.revisions import checkpoint_of
+from graph.run.tracks import OUTPUT_SR
 
 log = logging.getLogger(__name__)
+
+TRANSCRIPT = "transcript"  # in a job's directory: transcript.srt|.vtt, translation.<lang>.srt|.vtt
+TRANSLATION = "translation"
+EDITABLE = ("done",)  # states whose lines can be edited and rendered again
+
+
+def sidecars(job_dir: Path) -> tuple[Path | None, dict[str, Path]]:
+    """The transcript and the translations (language -> file) a job came with."""
+    transcript = next((p for p in sorted(job_dir.glob(f"{TRANSCRIPT}.*")) if p.is_file()), None)
+    translations = {p.name.split(".")[1]: p for p in sorted(job_dir.glob(f"{TRANSLATION}.*.*")) if p.is_file()}
+    return transcript, translations
 
 
 class JobQueueFull(QueueFull):
@@ -102,14 +121,14 @@ class JobRunner:
         self.progress: dict[str, dict[str, dict[str, int]]] = {}  # running job -> stage -> completed/total
         self.tasks: dict[str, asyncio.Task] = {}
         self._workers: list[asyncio.Task] = []
-        self._cleanups: set[asyncio.Future] = set()  # done jobs' work-file removals, finished before close returns
         self._submitting = 0
         self._warnings = _JobWarnings(self)
+        self._locks: dict[str, asyncio.Lock] = {}  # job -> held by an edit, or by a render while it starts
 
     async def start(self) -> None:
         """Re-queue what a previous process left queued or running, then start the workers."""
         await asyncio.to_thread(self.store.sweep)
-        for record in self.store.active():
+        for record in self.store.active():  # a rendering job stays rendering: its render resumes
             if record.status == "running":
                 self.store.set_status(record.id, "queued")
                 self.store.add_event(record.id, "info", "re-queued: it was running when the server stopped")
@@ -123,7 +142,6 @@ class JobRunner:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-        await asyncio.gather(*self._cleanups, return_exceptions=True)
 
     async def submit(self, options: DubOptions, save_input: Callable[[Path], Path]) -> JobRecord:
         """Validate, save the input into a new job directory (``save_input(dir) -> path``), then queue the job."""
@@ -148,9 +166,12 @@ class JobRunner:
         return record
 
     def _job(self, job_id: str, input_path: Path, options: DubOptions):
-        """make_job's checks (languages, readable audio, writable output) plus the duration limit."""
+        """make_job's checks (languages, readable audio and transcripts, writable output) plus the duration limit."""
+        job_dir = self.store.job_dir(job_id)
+        transcript, translations = sidecars(job_dir)
         try:
-            job = make_job(input_path, self.store.out_dir(job_id), options, self.profile, job_id)
+            job = make_job(input_path, self.store.out_dir(job_id), options, self.profile, job_id, transcript,
+                           {lang: str(path) for lang, path in translations.items()}, job_dir)
             duration = audio.probe(input_path).duration_s
         except DubError as exc:
             raise _scrubbed(exc, input_path) from None
@@ -163,8 +184,80 @@ class JobRunner:
         record = self.store.get(job_id)
         if record is None:
             return None
-        return {**_summary(record), "runs": record.runs, "progress": self.progress.get(job_id, {}),
-                "log": self.store.events(job_id)}  # fmt: skip
+        return {**_summary(record), "revision": self._revision(record), "runs": record.runs,
+                "progress": self.progress.get(job_id, {}), "log": self.store.events(job_id)}  # fmt: skip
+
+    def _revision(self, record: JobRecord) -> int:
+        """Renders finished since the first pass (what the manifest served now says)."""
+        if record.status not in ("done", "rendering"):
+            return 0
+        try:
+            return int(json.loads((self.store.out_dir(record.id) / MANIFEST).read_text()).get("revision", 0))
+        except (OSError, ValueError, TypeError):
+            return 0
+
+    def _editable(self, job_id: str, doing: str) -> JobRecord:
+        record = self.store.get(job_id)
+        if record is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        if record.status == "rendering":
+            raise EditConflict(f"job {job_id} is rendering: wait until it is done, then {doing}")
+        if record.status not in EDITABLE:
+            raise EditConflict(f"job {job_id} is {record.status}: its lines can be edited once it is done")
+        return record
+
+    def lines(self, job_id: str, lang: str | None) -> dict[str, Any]:
+        """A done (or rendering) job's lines in one language (its first target by default)."""
+        record = self.store.get(job_id)
+        if record is None or record.status not in ("done", "rendering"):
+            state = "unknown" if record is None else record.status
+            raise JobNotFound(f"job {job_id!r} is {state}: its lines can be listed once it is done")
+        return StateFile(self.store.job_dir(job_id)).load().view(lang, job_id)
+
+    async def edit(self, job_id: str, line_id: str, body: dict[str, Any], if_match: int | None) -> dict[str, Any]:
+        """Apply one edit of a done job's line (all of it, or nothing); the line as it is now."""
+        async with self._lock(job_id):
+            self._editable(job_id, "edit the line")
+            file = StateFile(self.store.job_dir(job_id))
+            state, (line,) = await asyncio.to_thread(file.edit, [Edit(line_id, body, if_match)])
+            return state.line_view(line, state.language(body.get("lang") if isinstance(body, dict) else None))
+
+    async def render(self, job_id: str, if_match: int | None) -> bool:
+        """Queue a render of a done job's edits; False when nothing is stale (nothing queued)."""
+        async with self._lock(job_id):
+            self._editable(job_id, "render it again")
+            state = await asyncio.to_thread(StateFile(self.store.job_dir(job_id)).load)
+            if if_match is not None and if_match != state.revision:
+                raise EditConflict(f"job {job_id} is at revision {state.revision}, not {if_match}: load it again")
+            if not state.stale:
+                return False
+            self.store.set_status(job_id, "rendering")
+        self.queue.put_nowait(job_id)
+        log.info("[%s] render queued", job_id)
+        return True
+
+    def line_audio(self, job_id: str, line_id: str, lang: str | None) -> bytes:
+        """One line's clip as placed in the current track (before the bed), as a WAV."""
+        import soundfile as sf
+
+        record = self.store.get(job_id)
+        if record is None or record.status not in ("done", "rendering"):
+            raise JobNotFound(f"no finished job {job_id!r}")
+        job_dir = self.store.job_dir(job_id)
+        state = StateFile(job_dir).load()
+        lang = state.language(lang)
+        line = state.line(line_id)
+        entry = state.placed.get(lang, {}).get(line.id)
+        samples = checkpoint_of(state, job_dir).get(entry["fit"]) if entry else None
+        if samples is None:
+            raise JobNotFound(f"line {line_id} has no audio in {lang} yet")
+        gain = state.mix["gains"][lang].get(entry["line"].speaker, 1.0) * state.mix["scale"][lang]
+        buffer = io.BytesIO()
+        sf.write(buffer, samples * gain, OUTPUT_SR, format="WAV", subtype="PCM_16")
+        return buffer.getvalue()
+
+    def _lock(self, job_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(job_id, asyncio.Lock())
 
     def recent(self, limit: int) -> list[dict[str, Any]]:
         """The newest jobs, newest first, without their progress and log (``status`` has those)."""
@@ -185,9 +278,9 @@ class JobRunner:
         while True:
             job_id = await self.queue.get()
             record = self.store.get(job_id)
-            if record is None or record.status != "queued":
+            if record is None or record.status not in ("queued", "rendering") or job_id in self.tasks:
                 continue
-            task = asyncio.create_task(self._run(record))
+            task = asyncio.create_task(self._run(record) if record.status == "queued" else self._render(record))
             self.tasks[job_id] = task
             try:
                 await task
@@ -217,11 +310,28 @@ class JobRunner:
             self.store.add_event(job_id, "info", f"resumed: {checkpoint.hits} finished units reused from before")
         await self._keep_original(job_id, job.input, job.max_duration_s)
         self.store.set_status(job_id, "done")
-        cleanup = asyncio.ensure_future(asyncio.to_thread(self.store.drop_work_files, job_id, record.input_name))
-        self._cleanups.add(cleanup)
-        cleanup.add_done_callback(self._cleanups.discard)
-        await asyncio.shield(cleanup)  # a closing runner must not cancel it before its thread starts
         log.info("[%s] done", job_id)
+
+    async def _render(self, record: JobRecord) -> None:
+        """Render a done job's edits; whatever happens, the job ends done (at the new revision, or the last one)."""
+        job_id = record.id
+        self.progress[job_id] = {}
+        try:
+            rendered = await render(self.store.job_dir(job_id), self.store.out_dir(job_id), self.stages,
+                                    self._progress, job_id)
+        except asyncio.CancelledError:
+            raise  # closing: it stays "rendering" and resumes at the next start
+        except Exception as exc:
+            error = user_error(exc)
+            message = str(error) if error is not None else f"internal error ({type(exc).__name__})"
+            log.log(logging.WARNING if error is not None else logging.ERROR, "[%s] render failed: %s", job_id,
+                    message, exc_info=error is None)
+            self.store.add_event(job_id, "warning", f"render failed, the last revision stays: {message}")
+        else:
+            counts = ", ".join(f"{lang} {len(ids)}" for lang, ids in rendered.regenerated.items())
+            self.store.add_event(job_id, "info", f"revision {rendered.revision}: lines regenerated: {counts}"
+                                 if rendered.changed else f"revision {rendered.revision}: nothing to render")
+        self.store.set_status(job_id, "done")
 
     async def _keep_original(self, job_id: str, input_path: str | Path, max_duration_s: float | None) -> None:
         """A listening copy of the input beside the dubs (the review page plays it); a job is done without it."""

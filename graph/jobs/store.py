@@ -1,9 +1,11 @@
 """The job store: one SQLite database and one directory per job under ``root``, surviving restarts.
 
 Under ``root``: ``jobs.sqlite3`` (one row per job, plus its warnings) and one directory per job id holding the
-saved input (written before the job is accepted), ``out/`` (the artifacts) and ``checkpoint/`` (every finished
-unit: transcript, turns, translations, conditionals, each line). Ids are 128 random bits, so a job's files are
-reachable only by whoever holds its id.
+saved input (written before the job is accepted) with the transcripts it came with, ``out/`` (the artifacts),
+``checkpoint/`` (every finished unit: transcript, turns, translations, conditionals, each line) and ``lines.npz``
+(the line state, graph/edits.py). A done job keeps its input and checkpoint: editing its lines regenerates from
+them (until the job is deleted). Ids are 128 random bits, so a job's files are reachable only by whoever holds
+its id.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")  # secrets.token_urlsafe(16)
-ACTIVE = ("queued", "running")
+ACTIVE = ("queued", "running", "rendering")  # a job a worker has to take up (again, after a restart)
 EVENTS_KEPT = 50  # warnings kept per job
 
 _SCHEMA = """
@@ -35,7 +37,7 @@ CREATE INDEX IF NOT EXISTS events_job ON events (job_id);
 @dataclass(frozen=True)
 class JobRecord:
     id: str
-    status: str  # queued | running | done | failed
+    status: str  # queued | running | done | failed | rendering (done, and being rendered again after edits)
     created_s: float
     updated_s: float
     options: dict[str, Any]
@@ -89,7 +91,9 @@ class JobStore:
 
     def active(self) -> list[JobRecord]:
         """Queued and running jobs, oldest first."""
-        return [_record(r) for r in self._exec("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_s", *ACTIVE)]
+        marks = ", ".join("?" * len(ACTIVE))
+        return [_record(r) for r in self._exec(f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created_s",
+                                               *ACTIVE)]
 
     def recent(self, limit: int) -> list[JobRecord]:
         """The newest ``limit`` jobs, newest first."""
@@ -116,23 +120,12 @@ class JobStore:
         self._exec("DELETE FROM jobs WHERE id = ?", job_id)
         shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
 
-    def drop_work_files(self, job_id: str, input_name: str) -> None:
-        """A finished job keeps only its artifacts: the input and checkpoint are no longer needed."""
-        shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
-        (self.job_dir(job_id) / input_name).unlink(missing_ok=True)
-
     def sweep(self) -> None:
-        """Remove job directories without a row (deleted while a worker thread was still writing) and the work
-        files of done jobs (the process stopped between "done" and their removal)."""
-        done = dict(self._exec("SELECT id, input_name FROM jobs WHERE status = 'done'"))
+        """Remove job directories without a row (deleted while a worker thread was still writing)."""
         rows = {r[0] for r in self._exec("SELECT id FROM jobs")}
         for path in self.root.iterdir():
-            if not (path.is_dir() and ID_PATTERN.match(path.name)):
-                continue
-            if path.name not in rows:
+            if path.is_dir() and ID_PATTERN.match(path.name) and path.name not in rows:
                 shutil.rmtree(path, ignore_errors=True)
-            elif path.name in done:
-                self.drop_work_files(path.name, done[path.name])
 
     def close(self) -> None:
         with self._lock:

@@ -16,7 +16,8 @@ from graph.media.outputs import check_writable, remove_outputs
 from graph.media.video import probe_video, video_formats
 from graph.options import DubOptions
 from graph.run.checkpoint import Checkpoint
-from graph.run.pipeline import DubJob, DubResult, ProgressFn, Stages, dub, read_transcript
+from graph.media.transcripts import read_transcript
+from graph.run.pipeline import DubJob, DubResult, ProgressFn, Stages, dub
 from graph.run.stages import ActorPool, Unstarted
 from graph.timeline.cues import named
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 
 ROLES = ("asr", "diarizer", "translator", "synthesizer")
+WORK_DIR = ".dubgraph"  # in a CLI dub's output directory: the line state and checkpoint that editing needs
 GPU_BATCH_LINES = 64  # lines a synthesizer decodes together on a GPU when the batch size is left to choose
 READY_TIMEOUT_S = 900.0  # model actors that are not up by then (placement, download-free loading) fail the run
 READY_REPORT_S = 30.0
@@ -205,8 +207,12 @@ def stop_stages(stages: Stages) -> None:
 
 
 def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, profile, job_id: str | None = None,
-             transcript: str | Path | None = None) -> DubJob:
-    """Validate everything checkable before any model loads: languages, input file, transcript, output directory."""
+             transcript: str | Path | None = None, translations: dict[str, str] | None = None,
+             state: str | Path | None = None) -> DubJob:
+    """Validate everything checkable before any model loads: languages, input file, transcripts, output directory.
+
+    ``translations``: target language -> a translated SRT/WebVTT (cue for cue with the source lines, checked when
+    the lines are known); ``state``: where to keep the line state for edits (graph/edits.py)."""
     for target in options.targets:
         language(target, profile.targets)
     if options.asr.language:
@@ -217,6 +223,10 @@ def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, p
         read_transcript(transcript)
         if not options.asr.language and len(profile.sources) != 1:
             raise BadInput("a job that starts from a transcript needs its language: give the source language")
+    translations = {language(lang, options.targets, what="translated").code: str(path)
+                    for lang, path in (translations or {}).items()}
+    for lang, path in translations.items():
+        read_transcript(path, f"{lang} translation")
     check_writable(out_dir)
     return DubJob(
         input=str(input_path),
@@ -227,15 +237,20 @@ def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, p
         models={spec.role: spec.name for spec in profile.models},
         job_id=job_id or uuid.uuid4().hex[:12],
         transcript=str(transcript) if transcript is not None else None,
+        translations=translations,
+        state=str(state) if state is not None else None,
     )
 
 
-def needed_roles(transcript: str | Path | None) -> tuple[str, ...]:
-    """The model roles a job needs: no ASR from a transcript, and no diarizer when every cue names its speaker."""
-    if transcript is None:
-        return ROLES
-    return ("diarizer", "translator", "synthesizer") if not named(read_transcript(transcript)) else (
-        "translator", "synthesizer")
+def needed_roles(transcript: str | Path | None, translated: bool = False) -> tuple[str, ...]:
+    """The model roles a job needs: no ASR from a transcript, no diarizer when every cue names its speaker, no
+    translator when every target language comes ``translated``."""
+    roles = ROLES
+    if transcript is not None:
+        roles = tuple(r for r in roles if r != "asr")
+        if named(read_transcript(transcript)):
+            roles = tuple(r for r in roles if r != "diarizer")
+    return tuple(r for r in roles if r != "translator") if translated else roles
 
 
 def needed(replicas: Replicas, options: DubOptions) -> Replicas:
@@ -265,15 +280,23 @@ def dub_file(
     replicas: Replicas = Replicas(),
     checkpoint_dir: str | Path | None = None,
     transcript: str | Path | None = None,
+    translations: dict[str, str] | None = None,
+    edits: bool = True,
 ) -> DubResult:
     """Dub one file on a local (embedded) or existing Ray cluster; partial outputs are removed on failure.
 
     ``transcript``: an SRT/WebVTT of what is said, used instead of ASR (and of diarization when every cue names
-    its speaker, ``[Alice] ...`` or ``<v Alice>...``)."""
+    its speaker, ``[Alice] ...`` or ``<v Alice>...``); ``translations``: target language -> a translation of it,
+    cue for cue, used instead of machine translation. ``edits``: keep what editing lines needs in
+    ``out_dir/.dubgraph/`` (the line state and, unless ``checkpoint_dir`` names another place, the checkpoint)."""
     from graph.run.local_ray import init_ray
 
-    job = make_job(input_path, out_dir, options, profile, transcript=transcript)
-    roles = needed_roles(transcript)
+    state = Path(out_dir) / WORK_DIR if edits else None
+    if checkpoint_dir is None and state is not None:
+        checkpoint_dir = state / "checkpoint"
+    job = make_job(input_path, out_dir, options, profile, transcript=transcript, translations=translations,
+                   state=state)
+    roles = needed_roles(transcript, set(job.translations) >= set(options.targets))
     check_batching(profile, replicas)
     replicas = needed(replicas, options)
     if not address:
