@@ -14,6 +14,7 @@ import json
 import os
 import time
 
+import ray
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -22,12 +23,14 @@ from ray.serve import Application
 
 from actors.serving import Diarizer, Separator, Synthesizer, Transcriber, Translator, profile_with, serve_stages
 from graph.edits import parse_revision
-from graph.errors import DubError, JobNotFound, RequestTooLarge
+from graph.errors import BadInput, DubError, JobNotFound, RequestTooLarge
+from graph.jobs import bodies
 from graph.jobs import http as api
 from graph.jobs.page import install_page
 from graph.jobs.runner import JobRunner, Limits
 from graph.jobs.store import JobStore
 from graph.languages import LANGUAGES, language
+from graph.media.library import VoiceLibrary
 from graph.media.outputs import MANIFEST
 from graph.options import TranslateOptions
 
@@ -42,7 +45,13 @@ class DubAppArgs(BaseModel):
     job_dir: str = Field("dubgraph-jobs", description="job store (SQLite + a directory per job); keep it")
     api_key: str | None = Field(None, description="required in X-API-Key when set (prefer api_key_env)")
     api_key_env: str = Field("DUBGRAPH_API_KEY", description="environment variable holding the API key, if set")
+    allow_anonymous: bool = Field(False, description="serve without an API key on a non-loopback address")
     max_upload_mb: float = Field(512, gt=0)
+    max_body_kb: float = Field(4096, gt=0, description="largest JSON or form body (everything but an upload)")
+    body_timeout_s: float = Field(30, gt=0, description="a request body that sends nothing this long: 408")
+    body_min_kbps: float = Field(8, ge=0, description="average KB/s a body must keep up after body_timeout_s")
+    min_free_mb: float = Field(256, ge=0, description="uploads are refused (507) below this much free disk")
+    retention_days: float | None = Field(7, gt=0, description="finished jobs are deleted this long after; null: kept")
     max_duration_s: float = Field(3 * 3600, gt=0, description="longest input accepted")
     max_running_jobs: int = Field(2, ge=1, description="jobs dubbed at the same time; the rest wait in the queue")
     max_queued_jobs: int = Field(64, ge=0, description="beyond this, POST /v1/dubs answers 503 with Retry-After")
@@ -52,6 +61,9 @@ class DubAppArgs(BaseModel):
     translate_max_texts: int = Field(256, ge=1, description="texts per POST /v1/translate")
     translate_max_chars: int = Field(2000, ge=1, description="characters per text in POST /v1/translate")
     actors: dict[str, str] = Field(default_factory=dict, description="role -> 'module:Class' instead of the profile's")
+    voice_dir: str | None = Field(None, description="voice library; default $DUBGRAPH_VOICES, else <job_dir>/voices")
+    max_voice_mb: float = Field(20, gt=0, description="largest voice clip accepted (/v1/voices, voice.* parts)")
+    max_voices: int = Field(1000, ge=1, description="voices the library may hold")
 
     @model_validator(mode="after")
     def _known_profile(self) -> "DubAppArgs":
@@ -61,6 +73,9 @@ class DubAppArgs(BaseModel):
         except DubError as exc:
             raise ValueError(str(exc)) from None
         return self
+
+    def key(self) -> str | None:
+        return self.api_key or os.environ.get(self.api_key_env) or None
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=256)
@@ -72,10 +87,13 @@ class DubIngress:
         self.args = args
         self.profile = profile_with(args.profile, args.actors)
         self.translator = translator
-        self.api_key = args.api_key or os.environ.get(args.api_key_env) or None
-        limits = Limits(args.max_running_jobs, args.max_queued_jobs, args.retry_after_s, args.max_duration_s)
+        self.api_key = args.key()
+        api.require_key_when_exposed(await asyncio.to_thread(_http_host), self.api_key, args.allow_anonymous)
+        limits = Limits(args.max_running_jobs, args.max_queued_jobs, args.retry_after_s, args.max_duration_s,
+                        args.retention_days, int(args.min_free_mb * 2**20))
         stages = serve_stages(transcriber, diarizer, translator, synthesizer, args.synth_parallelism, separator)
-        self.runner = JobRunner(JobStore(args.job_dir), stages, self.profile, limits)
+        self.library = VoiceLibrary(api.library_dir(args.voice_dir, args.job_dir))
+        self.runner = JobRunner(JobStore(args.job_dir), stages, self.profile, limits, self.library.root)
         await self.runner.start()
         self._ready: tuple[float, dict[str, str]] = (0.0, {})
 
@@ -83,10 +101,18 @@ class DubIngress:
         await self.runner.close()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        app = FastAPI(title="dubgraph", version="0.1.0", description="Multi-speaker speech-to-speech dubbing jobs.")
+        open_docs = {} if self.api_key is None else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+        app = FastAPI(title="dubgraph", version="0.1.0", description="Multi-speaker speech-to-speech dubbing jobs.",
+                      **open_docs)  # fmt: skip
         api.install_error_handlers(app)
+        args = self.args
+        bodies.bound_bodies(app, bodies.BodyLimits(int(args.max_upload_mb * 2**20), int(args.max_body_kb * 2**10),
+                                                   args.body_timeout_s, args.body_min_kbps * 2**10))  # fmt: skip
         guard = [Depends(api.api_key_guard(self.api_key))]
         route = app.add_api_route
+        if self.api_key is not None:  # the schema only for key holders; no browsable docs (they cannot send it)
+            route("/openapi.json", lambda: JSONResponse(app.openapi()), methods=["GET"], dependencies=guard,
+                  include_in_schema=False)  # fmt: skip
         route("/v1/dubs", self.create_dub, methods=["POST"], status_code=202, dependencies=guard,
               openapi_extra=_DUB_BODY, summary="Start a dub job")
         route("/v1/dubs", self.list_dubs, methods=["GET"], dependencies=guard, summary="Recent jobs, newest first")
@@ -104,6 +130,13 @@ class DubIngress:
         route("/v1/dubs/{job_id}/{name}", self.get_artifact, methods=["GET"], dependencies=guard,
               summary="A finished job's <lang>.wav|flac|srt|vtt|mp4|mov|mkv|webm, dubbed.<video format>, "
                       "original.flac or manifest.json (Range supported)")
+        route("/v1/voices", self.list_voices, methods=["GET"], dependencies=guard, summary="The voice library")
+        route("/v1/voices", self.create_voice, methods=["POST"], status_code=201, dependencies=guard,
+              openapi_extra=_VOICE_BODY, summary="Add a voice (name + a 3-30 s clip of one person); 409 if it exists")
+        route("/v1/voices/{name}", self.get_voice, methods=["GET"], dependencies=guard, summary="One voice")
+        route("/v1/voices/{name}", self.replace_voice, methods=["PUT"], dependencies=guard, openapi_extra=_VOICE_BODY,
+              summary="Add or replace a voice (an 'audio' clip)")
+        route("/v1/voices/{name}", self.delete_voice, methods=["DELETE"], dependencies=guard, summary="Remove a voice")
         route("/v1/translate", self.translate, methods=["POST"], dependencies=guard,
               response_model=api.TranslateResponse, summary="Translate texts (never queued behind jobs)")
         route("/v1/info", self.info, methods=["GET"], dependencies=guard,
@@ -114,10 +147,12 @@ class DubIngress:
         return app
 
     async def create_dub(self, request: Request) -> JSONResponse:
-        async with api.dub_request(request, int(self.args.max_upload_mb * 2**20)) as (fields, upload):
+        declared = request.headers.get("content-length", "")
+        self.runner.check_space(int(declared) if declared.isdigit() else 0)
+        async with api.dub_request(request, int(self.args.max_voice_mb * 2**20)) as (fields, upload, voices):
             options = api.dub_options(fields, self.profile)
             saver = api.job_saver(fields, upload, self.args.input_roots, options.targets)
-            record = await self.runner.submit(options, saver)
+            record = await self.runner.submit(options, saver, api.voice_saver(voices))
         location = f"{request.scope.get('root_path', '')}/v1/dubs/{record.id}"
         return JSONResponse(self._status(request, record.id), 202, {"Location": location})
 
@@ -143,19 +178,19 @@ class DubIngress:
         return {"id": job_id, "deleted": True}
 
     async def get_lines(self, job_id: str, lang: str | None = None) -> dict:
-        return await asyncio.to_thread(self.runner.lines, job_id, lang)
+        return await asyncio.to_thread(self.runner.editor.lines, job_id, lang)
 
     async def patch_line(self, request: Request, job_id: str, line_id: str) -> JSONResponse:
         body = await api.json_object(request)
-        line = await self.runner.edit(job_id, line_id, body, parse_revision(request.headers.get("if-match")))
+        line = await self.runner.editor.edit(job_id, line_id, body, parse_revision(request.headers.get("if-match")))
         return JSONResponse(line, headers={"ETag": f'"{line["revision"]}"'})
 
     async def get_line_audio(self, job_id: str, line_id: str, lang: str | None = None) -> Response:
-        data = await asyncio.to_thread(self.runner.line_audio, job_id, line_id, lang)
+        data = await asyncio.to_thread(self.runner.editor.line_audio, job_id, line_id, lang)
         return Response(data, media_type="audio/wav")
 
     async def render_dub(self, request: Request, job_id: str) -> JSONResponse:
-        queued = await self.runner.render(job_id, parse_revision(request.headers.get("if-match")))
+        queued = await self.runner.editor.request_render(job_id, parse_revision(request.headers.get("if-match")))
         return JSONResponse(self._status(request, job_id), 202 if queued else 200)
 
     async def get_artifact(self, job_id: str, name: str) -> FileResponse:
@@ -165,6 +200,28 @@ class DubIngress:
             raise JobNotFound(f"job {job_id!r} is {state}: its files appear when its status is done")
         path, media_type = api.artifact(self.runner.store.out_dir(job_id), name)
         return FileResponse(path, media_type=media_type, filename=name)
+
+    async def list_voices(self) -> dict:
+        return {"voices": [v.to_json() for v in await asyncio.to_thread(self.library.voices)]}
+
+    async def create_voice(self, request: Request) -> JSONResponse:
+        async with api.voice_request(request, int(self.args.max_voice_mb * 2**20)) as (fields, upload):
+            voice = await asyncio.to_thread(api.add_voice, self.library, fields.get("name"), upload, False,
+                                            self.args.max_voices)
+        return JSONResponse(voice, 201, {"Location": f"{request.scope.get('root_path', '')}/v1/voices/{voice['name']}"})
+
+    async def get_voice(self, name: str) -> dict:
+        return (await asyncio.to_thread(self.library.get, name)).to_json()
+
+    async def replace_voice(self, request: Request, name: str) -> dict:
+        async with api.voice_request(request, int(self.args.max_voice_mb * 2**20)) as (fields, upload):
+            if fields.get("name", name) != name:
+                raise BadInput(f"the name field ({fields['name']!r}) differs from the voice in the path ({name!r})")
+            return await asyncio.to_thread(api.add_voice, self.library, name, upload, True, self.args.max_voices)
+
+    async def delete_voice(self, name: str) -> dict:
+        await asyncio.to_thread(self.library.remove, name)
+        return {"name": name, "deleted": True}
 
     async def translate(self, body: api.TranslateRequest) -> api.TranslateResponse:
         most, longest = self.args.translate_max_texts, self.args.translate_max_chars
@@ -211,36 +268,55 @@ class DubIngress:
         return status
 
 
-_DUB_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["targets"],
-                    "properties": {
-                        "audio": {"type": "string", "format": "binary", "description": "the recording (any format)"},
-                        "path": {"type": "string", "description": "instead of audio: a file under input_roots"},
-                        "targets": {"type": "string", "description": "comma-separated target languages, e.g. pt-br"},
-                        "speakers": {"type": "integer", "description": "exact number of speakers, when known"},
-                        "min_speakers": {"type": "integer"},
-                        "max_speakers": {"type": "integer"},
-                        "source_language": {"type": "string"},
-                        "profile": {"type": "string", "description": "must be the profile this server runs"},
-                        "options": {"type": "string", "description": "JSON object of further DubOptions fields"},
-                        "transcript": {"type": "string", "format": "binary",
-                                       "description": "SRT/WebVTT of what is said, instead of speech recognition"},
-                        "translation.pt-br": {"type": "string", "format": "binary",
-                                              "description": "per target (translation.<lang>): its translation of "
-                                                             "the transcript, cue for cue, instead of MT"},
-                    },
-                }
-            },
-            "application/json": {"schema": {"type": "object", "description": "the same fields; path instead of audio"}},
-        },
-    }
-}
+def _form_body(required: list[str], properties: dict, **content) -> dict:
+    """An OpenAPI request body of a multipart form (the routes parse their requests themselves)."""
+    form = {"schema": {"type": "object", "required": required, "properties": properties}}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": form, **content}}}
+
+
+_DUB_BODY = _form_body(
+    ["targets"],
+    {
+        "audio": {"type": "string", "format": "binary", "description": "the recording (any format)"},
+        "path": {"type": "string", "description": "instead of audio: a file under input_roots"},
+        "targets": {"type": "string", "description": "comma-separated target languages, e.g. pt-br"},
+        "speakers": {"type": "integer", "description": "exact number of speakers, when known"},
+        "min_speakers": {"type": "integer"},
+        "max_speakers": {"type": "integer"},
+        "source_language": {"type": "string"},
+        "profile": {"type": "string", "description": "must be the profile this server runs"},
+        "options": {"type": "string", "description": "JSON object of further DubOptions fields "
+                    "(voices: {library: {SPEAKER: name}, match, match_threshold})"},
+        "glossary": {"type": "string", "description": "JSON object: terms (language -> {source: target}), keep "
+                     "(list), pronounce (language -> {word: respelling})"},
+        "voice.SPEAKER_00": {"type": "string", "format": "binary",
+                             "description": "a reference clip for that speaker (any voice.* name)"},
+        "transcript": {"type": "string", "format": "binary",
+                       "description": "SRT/WebVTT of what is said, instead of speech recognition"},
+        "translation.pt-br": {"type": "string", "format": "binary",
+                              "description": "per target (translation.<lang>): its translation of the transcript, "
+                                             "cue for cue, instead of machine translation"},
+    },
+    **{"application/json": {"schema": {"type": "object", "description": "the same fields; path instead of audio"}}},
+)
+_VOICE_BODY = _form_body(
+    ["audio"],
+    {
+        "name": {"type": "string", "description": "the voice's name (POST): letters, digits, _ - ."},
+        "audio": {"type": "string", "format": "binary", "description": "3-30 s of the person talking alone, 16 kHz+"},
+    },
+)
+
+
+def _http_host() -> str | None:
+    """The address Serve's HTTP proxies listen on, when a Serve instance is running here."""
+    from ray.serve.context import _get_global_client
+
+    try:
+        client = _get_global_client(raise_if_no_controller_running=False)
+    except Exception:  # noqa: BLE001 - no Ray or no Serve yet: not known
+        return None
+    return None if client is None else client.http_config.host
 
 
 _PATCH_BODY = {
@@ -259,7 +335,13 @@ _PATCH_BODY = {
 
 
 def build_app(args: DubAppArgs) -> Application:
-    """The application: the ingress bound to the five model deployments (one replica set each)."""
+    """The application: the ingress bound to the five model deployments (one replica set each).
+
+    Where Serve already runs (a config deploy), an exposed address without an API key fails here, at once; the
+    ingress checks again when it starts (``serve run serve_app:app`` imports this before Serve starts)."""
+    host = _http_host() if ray.is_initialized() else None
+    if host is not None:
+        api.require_key_when_exposed(host, args.key(), args.allow_anonymous)
     models = (args.profile, args.actors)
     return DubIngress.bind(
         args, Transcriber.bind(*models), Diarizer.bind(*models), Translator.bind(*models), Synthesizer.bind(*models),

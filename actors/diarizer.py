@@ -3,6 +3,8 @@
 Run it in its own actor process: every pyannote pipeline call turns TF32 matmuls off process-wide on CUDA
 (``pyannote.audio.utils.reproducibility.fix_reproducibility``), which would slow any model sharing the process.
 pyannote's usage telemetry is opted out of (``PYANNOTE_METRICS_ENABLED=false``) unless the user set it.
+``embed`` gives one clip's speaker embedding from the pipeline's own embedding model (community-1: WeSpeaker
+ResNet34), for matching speakers to library voices.
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ import numpy as np
 
 from actors.device import pick_device
 from actors.models import ModelSpec, load_object, resolve
-from graph.audio import SAMPLE_RATE
-from graph.errors import ModelNotFound
+from graph.audio import SAMPLE_RATE, resample
+from graph.errors import BadAudio, ModelNotFound
 from graph.options import DiarizeOptions
-from graph.types import SpeakerTurn
+from graph.types import SpeakerEmbedding, SpeakerTurn
 
 log = logging.getLogger(__name__)
+
+# Cosine similarity of two clips' embeddings above which they are one speaker (library matching; spec.options
+# "match_threshold" overrides it). Not measured here (the hub model is not on this machine): pyannote 3.1 clusters
+# WeSpeaker embeddings at cosine distance 0.70 (similarity 0.30); a match is held to 0.5, since a wrong voice is
+# worse than none. Check the scores in the manifests of a few known speakers and set it per deployment.
+MATCH_THRESHOLD = 0.5
 
 
 def normalise_turns(segments: Iterable[tuple[float, float, object]]) -> list[SpeakerTurn]:
@@ -53,6 +61,20 @@ class Diarizer:
                 raise ModelNotFound(spec.name, profile, spec.fix, [self.location])
             self.pipeline.to(torch.device(self.device))
         log.info("diarizer %s loaded from %s on %s", spec.name, self.location, self.device)
+
+    def embed(self, samples: np.ndarray, sr: int) -> SpeakerEmbedding:
+        """One clip's voice as the pipeline's embedding model sees it (the whole clip in one call), unit length."""
+        import torch
+
+        model = self.pipeline._embedding  # pyannote builds it from the pipeline's "embedding" parameter
+        wave = resample(np.asarray(samples, dtype=np.float32), sr, model.sample_rate)
+        with torch.inference_mode():
+            vector = np.asarray(model(torch.from_numpy(wave).reshape(1, 1, -1)), dtype=np.float32)[0]
+        norm = float(np.linalg.norm(vector))
+        if not np.isfinite(norm) or norm == 0.0:
+            raise BadAudio("no speaker embedding could be computed from the clip (too short or silent?)")
+        threshold = float(self.spec.options.get("match_threshold", MATCH_THRESHOLD))
+        return SpeakerEmbedding(self.spec.name, vector / norm, threshold)
 
     def diarize(self, audio: np.ndarray, options: DiarizeOptions = DiarizeOptions()) -> list[SpeakerTurn]:
         """Mono float32 at 16 kHz -> speaker turns (empty for empty input)."""

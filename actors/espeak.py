@@ -13,8 +13,9 @@ preserve). Speakers differing in pitch or brightness get different voices; two a
 shell, the text on stdin (so a line starting with "-" is text, never an option), and decodes the WAV it
 prints. ``pace`` (the speed-up the timeline asks for) scales the rate in words per minute, within espeak-ng's
 range (``RATES``; a clip's duration scales with 1/rate within a few percent, measured 120-500 wpm on pt-br).
-``seed``, ``exaggeration``, ``cfg_weight`` and ``temperature`` exist for parity with the ChatterBox synthesizer
-and are ignored: espeak is deterministic and has no such controls.
+espeak-ng reads ``[[...]]`` in the text as its own phoneme mnemonics (what ``espeak-ng -x`` prints; not IPA), so a
+pronunciation may give those (``reads_phonemes``). ``seed``, ``exaggeration``, ``cfg_weight`` and ``temperature``
+exist for parity with the ChatterBox synthesizer and are ignored: espeak is deterministic and has no such controls.
 
 The location ``resolve`` gives is the espeak-ng executable; a ``spec.loader`` ("module:function") may map
 ``(location, device)`` to another executable (a wrapper, say). The speaking rate is ``spec.options["rate"]``.
@@ -56,6 +57,8 @@ DEFAULT_VARIANT, DEFAULT_PITCH = "m3", 50  # for references with no voiced frame
 
 class EspeakSynthesizer:
     """Same ``prepare``/``synthesize`` interface as the ChatterBox synthesizer."""
+
+    reads_phonemes = True  # "[[...]]" in a line is spoken as espeak phonemes (pronunciations may use it)
 
     def __init__(self, spec: ModelSpec, profile: str = "offline", device: str | None = None):
         self.spec = spec

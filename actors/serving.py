@@ -78,6 +78,9 @@ class Diarizer(_Model):
     async def diarize(self, wave, options):
         return await self._call("diarize", wave, options)
 
+    async def embed(self, samples, sr: int):
+        return await self._call("embed", samples, sr)
+
 
 @serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=4)
 class Synthesizer(_Model):

@@ -7,8 +7,9 @@ way (``graph.timeline.onsets.measure_lines``): onsets and ends where speech is h
 starts. These are quality numbers: they do not depend on the machine's load, only on the models and inputs.
 
 Scenarios: pyannote's sample.wav, the 2-speaker espeak dialogue and the fast 3-speaker dialogue (205-240 words per
-minute) on the offline profile (espeak-ng voices); the fast dialogue on the tiny random ChatterBox with forced
-lengths (bench/forced.py: 15 characters per second of pt-br, longer than the fast speakers' slots).
+minute) on the offline profile (espeak-ng voices); the fast dialogue voiced by the tiny random ChatterBox with
+forced lengths (bench/forced.py: 15 characters per second of the offline translator's pt-br, longer than the fast
+speakers' slots).
 """
 
 from __future__ import annotations
@@ -172,16 +173,23 @@ def run_scenario(name: str, work: Path) -> tuple[Audit, Audit, float]:
 
 
 def _input(name: str, work: Path):
-    from actors.models import get_profile
+    from actors.models import OFFLINE, Profile
     from bench.scenarios import cpu_profile, models_dir, pyannote_sample
     from tests.fixtures.make_dialogue import FAST_GAPS_S, FAST_THREE, FAST_VOICES, TWO_SPEAKERS, build_dialogue
 
     if name == "sample.wav":
-        return pyannote_sample(), 2, get_profile("offline")
+        return pyannote_sample(), 2, OFFLINE
     if name == "dialogue":
-        return build_dialogue(work / "dialogue.wav", TWO_SPEAKERS).path, 2, get_profile("offline")
+        return build_dialogue(work / "dialogue.wav", TWO_SPEAKERS).path, 2, OFFLINE
     fast = build_dialogue(work / "fast_dialogue.wav", FAST_THREE, FAST_VOICES, FAST_GAPS_S).path
-    return fast, 3, cpu_profile(models_dir()) if name == "fast-tiny" else get_profile("offline")
+    if name == "fast":
+        return fast, 3, OFFLINE
+    # the offline profile's real pt-br translations (the tiny Marian's random ones are short), voiced by the tiny
+    # ChatterBox at forced lengths
+    tiny = cpu_profile(models_dir()).model("synthesizer")
+    models = tuple(OFFLINE.model(role) for role in ("asr", "diarizer", "translator")) + (tiny,)
+    return fast, 3, Profile("timing-tiny", "offline analysis and translation, tiny ChatterBox at forced lengths",
+                            models, sources=OFFLINE.sources, targets=OFFLINE.targets)
 
 
 def table(rows: list[tuple[str, Audit, Audit, float]]) -> str:

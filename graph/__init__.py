@@ -10,10 +10,12 @@ from graph.options import (
     AsrOptions,
     DiarizeOptions,
     DubOptions,
+    GlossaryOptions,
     TimingOptions,
     TranslateOptions,
     TtsOptions,
     VideoOptions,
+    VoiceOptions,
 )
 from graph.run.editing import edit_lines, lines_of, render_dir
 from graph.run.pipeline import DubResult
@@ -27,6 +29,7 @@ __all__ = [
     "DubError",
     "DubOptions",
     "DubResult",
+    "GlossaryOptions",
     "LanguageOutput",
     "PlacedLine",
     "Rendered",
@@ -35,6 +38,7 @@ __all__ = [
     "TtsOptions",
     "VideoOptions",
     "Utterance",
+    "VoiceOptions",
     "dub_file",
     "edit_lines",
     "lines_of",

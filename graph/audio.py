@@ -5,10 +5,15 @@ decoding (one code path for every container, downmix and resampling included); e
 ``BadAudio`` or ``AudioTooLarge`` whose message says what to do, never a raw subprocess error. A file with
 several audio tracks is read from one of them: the first unless ``track`` names another (0-based, as ffmpeg
 counts ``0:a:N``).
+
+Inputs are untrusted: ffmpeg reads them only as local files through container demuxers (``graph.ffmpeg_input``),
+and memory is bounded by what comes out: one channel (or the file's channels, at most ``MAX_CHANNELS``), at most
+``MAX_SOURCE_SR`` samples a second, whatever the file declares.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import operator
@@ -24,8 +29,9 @@ import numpy as np
 import soundfile as sf
 
 from graph.errors import AudioTooLarge, BadAudio, BadInput, OutputNotWritable
-from graph.ffmpeg import ffprobe, have_ffmpeg, last_error, no_ffmpeg, url
-from graph.files import atomic_write
+from graph.ffmpeg import INPUT_FORMATS_HINT, ffprobe, have_ffmpeg, last_error, no_ffmpeg, url
+from graph.ffmpeg_input import CONTAINERS, MAX_CHANNELS, input_options, refuse_indirections, to_mono
+from graph.files import ErrorKeepingFile, atomic_write
 from graph.types import Clip
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,8 @@ SILENCE_DB = -60.0  # below this (frame RMS, dBFS) nothing audible is there
 SILENCE_FRAME_S = 0.05  # frame length for is_silent: short enough that one spoken word is loud
 
 PROBE_ENTRIES = "format=duration,format_name:stream=codec_type,codec_name,sample_rate,channels,channel_layout,duration"
+
+MAX_SOURCE_SR = 48_000  # the source-rate copy (voice references, the bed) is resampled down to this by ffmpeg
 
 WriteFormat = Literal["wav", "flac"]
 WRITE_FORMATS: tuple[str, ...] = ("wav", "flac")
@@ -86,11 +94,22 @@ class Channels:
 
 
 def probe(path: str | Path, track: int = 0) -> AudioInfo:
-    """Describe audio stream ``track`` of ``path``; BadAudio for anything that is not usable audio."""
+    """Describe audio stream ``track`` of ``path``; BadAudio for anything that is not usable audio.
+
+    Remembered per file version (device, inode, size, mtime): a job probes its input when it is accepted, when it
+    starts and before each decode, and each ffprobe is a process start.
+    """
     path = Path(path)
     _check_file(path)
     if not have_ffmpeg():
         return _sf_probe(path, track)
+    stat = path.stat()
+    return _probe(path, track, (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=256)
+def _probe(path: Path, track: int, version: tuple[int, ...]) -> AudioInfo:
+    refuse_indirections(path, INPUT_FORMATS_HINT)
     data = ffprobe(path, PROBE_ENTRIES)
     streams = data.get("streams") or []
     audios = [s for s in streams if s.get("codec_type") == "audio"]
@@ -117,6 +136,13 @@ def probe(path: str | Path, track: int = 0) -> AudioInfo:
             f"{path}: its audio stream has no usable sample rate/channel count (sr={sr}, channels={channels}); "
             "the file is probably corrupt. Re-export it, e.g. `ffmpeg -i INPUT out.wav`."
         )
+    container = str(fmt.get("format_name") or "")
+    if not set(container.split(",")) & set(CONTAINERS):  # the whitelist already refused it; say so whatever ffmpeg does
+        raise BadAudio(f"{path} is a {container or 'unknown'} file, not one of the containers dubgraph reads "
+                       f"({INPUT_FORMATS_HINT}).")  # fmt: skip
+    if channels > MAX_CHANNELS:
+        raise BadAudio(f"{path} has {channels} audio channels; dubgraph mixes at most {MAX_CHANNELS} into one. "
+                       "Export the voices' channels on their own, e.g. `ffmpeg -i INPUT -ac 2 out.wav`.")  # fmt: skip
     return AudioInfo(
         duration_s=duration,
         sr=sr,
@@ -133,7 +159,8 @@ def probe(path: str | Path, track: int = 0) -> AudioInfo:
 def decode(
     source: str | Path | bytes, sr: int | None = SAMPLE_RATE, max_duration_s: float | None = None, track: int = 0
 ) -> Clip:
-    """Decode audio stream ``track`` (the first by default) to mono float32 at ``sr`` (None keeps the source rate).
+    """Decode audio stream ``track`` (the first by default) to mono float32 at ``sr`` (None: the source rate, at most
+    MAX_SOURCE_SR).
 
     ``bytes`` are written to a temporary file first: MP4/M4A often keep their index at the end, so
     ffmpeg needs a seekable input. Silence decodes normally; see ``is_silent``.
@@ -173,7 +200,7 @@ def _prepare(path: Path, sr: int | None, max_duration_s: float | None, track: in
     info = probe(path, track)
     if max_duration_s is not None and info.duration_s is not None and info.duration_s > max_duration_s:
         raise _too_large(path, info.duration_s, max_duration_s)
-    return info, sr or info.sr
+    return info, sr or min(info.sr, MAX_SOURCE_SR)
 
 
 def _decoded(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float | None, channels: int) -> np.ndarray:
@@ -264,8 +291,19 @@ def write_audio(path: str | Path, samples: np.ndarray, sr: int, format: WriteFor
         log.warning("%s: peak %.2f dBFS is over full scale; clipping", path, db(peak))
         x = np.clip(x, -1.0, 1.0)
     frames = x if x.ndim == 1 else x.T  # soundfile wants (frames, channels)
+
+    def encode(handle) -> None:
+        kept = ErrorKeepingFile(handle)
+        try:
+            sf.write(kept, frames, sr, subtype=WRITE_SUBTYPE, format=fmt.upper())
+        except Exception:
+            if kept.error is None:
+                raise
+        if kept.error is not None:  # the write that failed (a full disk, say), not libsndfile's account of it
+            raise kept.error
+
     try:
-        return atomic_write(path, lambda f: sf.write(f, frames, sr, subtype=WRITE_SUBTYPE, format=fmt.upper()))
+        return atomic_write(path, encode)
     except OSError as exc:
         raise OutputNotWritable(
             f"cannot write {path}: {exc.strerror or exc}. Check the directory exists "
@@ -285,8 +323,9 @@ def _check_file(path: Path) -> None:
 def _run_ffmpeg(path: Path, info: AudioInfo, out_sr: int, max_duration_s: float | None, channels: int = 1) -> np.ndarray:
     """Stream ffmpeg's raw float32 output (interleaved ``channels``) into one preallocated array (grown if needed)."""
     cmd = [
-        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-i", url(path),
-        "-map", f"0:a:{info.track}", "-ac", str(channels), "-ar", str(out_sr),
+        "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", *input_options(), "-i", url(path),
+        "-map", f"0:a:{info.track}", *(to_mono(info.channels) if channels == 1 else ["-ac", str(channels)]),
+        "-ar", str(out_sr),
         "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
     ]  # fmt: skip
     rate = out_sr * channels  # floats per second

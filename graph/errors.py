@@ -68,9 +68,21 @@ class LineNotFound(DubError):
     http_status = 404
 
 
+class VoiceNotFound(DubError):
+    """No voice of this name in the voice library."""
+
+    http_status = 404
+
+
 class EditConflict(DubError):
     """An edit or render that would clash with the job's state: a stale revision (``If-Match``), a locked line,
     a render already running, or a job that is not done."""
+
+    http_status = 409
+
+
+class VoiceExists(DubError):
+    """A voice of this name is already in the library (replace it explicitly)."""
 
     http_status = 409
 
@@ -100,9 +112,28 @@ class RequestTooLarge(DubError):
 
 
 class QueueFull(DubError):
-    """Too much work is queued; try again later."""
+    """Too much work is queued; try again later (``retry_after_s``)."""
 
     http_status = 503
+    retry_after_s: int | None = None
+
+
+class StoreUnavailable(QueueFull):
+    """The job store cannot be read or written right now (the database is locked or failing); try again later."""
+
+    retry_after_s = 5
+
+
+class InsufficientStorage(DubError):
+    """The server's disk is full: nothing new can be stored until space is freed."""
+
+    http_status = 507
+
+
+class RequestTimeout(DubError):
+    """A request body that stalls or trickles in too slowly to be an honest upload."""
+
+    http_status = 408
 
 
 def user_error(exc: BaseException) -> DubError | None:

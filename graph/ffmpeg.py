@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from graph.errors import BadAudio, DubError
+from graph.ffmpeg_input import input_options
 
 PROBE_TIMEOUT_S = 60.0  # ffprobe reads headers only; a hang means a broken file or filesystem
 INPUT_FORMATS_HINT = "wav, flac, mp3, m4a/aac, ogg/opus, or the sound track of an mp4/mkv/webm video"
@@ -15,7 +16,7 @@ INPUT_FORMATS_HINT = "wav, flac, mp3, m4a/aac, ogg/opus, or the sound track of a
 
 def ffprobe(path: Path, entries: str) -> dict:
     """ffprobe's JSON for ``-show_entries entries``; every failure is a BadAudio saying what to do."""
-    cmd = ["ffprobe", "-v", "error", "-of", "json", "-show_entries", entries, url(path)]
+    cmd = ["ffprobe", "-v", "error", "-of", "json", "-show_entries", entries, *input_options(), url(path)]
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False)
     except FileNotFoundError:
@@ -27,6 +28,11 @@ def ffprobe(path: Path, entries: str) -> dict:
         ) from None
     detail = last_error(proc.stderr, path)
     if proc.returncode != 0:
+        if b"not on whitelist" in proc.stderr:
+            raise BadAudio(
+                f"{path} is not in a container dubgraph reads (playlists, concat lists and other files that point "
+                f"at other media are refused). Send the audio itself: {INPUT_FORMATS_HINT}."
+            )
         if b"moov atom not found" in proc.stderr:
             raise BadAudio(
                 f"{path} is an incomplete MP4/M4A (its index is missing: moov atom not found); the file was cut "

@@ -31,6 +31,7 @@ from graph.types import (
     Clip,
     LanguageOutput,
     PlacedLine,
+    SpeakerEmbedding,
     SpeakerTurn,
     Transcript,
     Translation,
@@ -45,7 +46,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 RECORDS: dict[str, type] = {
     cls.__name__: cls
     for cls in (Clip, Word, Transcript, SpeakerTurn, Utterance, Translation, PlacedLine, LanguageOutput,
-                VoiceConditionals)
+                VoiceConditionals, SpeakerEmbedding)
 }
 
 
@@ -161,7 +162,9 @@ def _record(name: Any, fields: dict[str, Any]) -> Any:
     if cls is None:
         raise NotPlainData(f"unknown record {_short(name)} (known: {', '.join(sorted(RECORDS))})")
     wanted = {f.name for f in dataclasses.fields(cls) if f.init}
-    if fields.keys() != wanted:
+    required = {f.name for f in dataclasses.fields(cls)
+                if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    if not required <= fields.keys() <= wanted:  # a field added later with a default may be absent in older files
         raise NotPlainData(f"record {name} needs fields {sorted(wanted)}, got {sorted(fields)}")
     try:
         return cls(**fields)

@@ -94,11 +94,13 @@ class Utterance:
 
 @dataclass(frozen=True)
 class Translation:
-    """n-best translations of one utterance, best first (never empty)."""
+    """n-best translations of one utterance, best first (never empty); ``flags`` say what the glossary step did
+    ("glossary_split": translated in pieces around its terms, "term_missing": a required term is not there)."""
 
     utterance_id: str
     language: str
     candidates: tuple[str, ...]
+    flags: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
         return _json(self)
@@ -191,3 +193,23 @@ def voice_for(kind: str, conditionals: Any) -> VoiceConditionals:
         raise BadInput(f"these voice conditionals were made by the {conditionals.kind} synthesizer "
                        f"({conditionals.model}); prepare the voice again with the {kind} synthesizer")
     return conditionals
+
+
+@dataclass(frozen=True)
+class SpeakerEmbedding:
+    """A voice as a speaker-embedding model sees it: comparable (cosine) only with the same model's embeddings.
+
+    ``vector`` is unit length, shape (dim,); ``threshold`` is the cosine similarity above which ``model`` calls two
+    clips one speaker (the model's own default; a job may set another).
+    """
+
+    model: str
+    vector: np.ndarray
+    threshold: float
+
+    def __post_init__(self) -> None:
+        vector = self.vector
+        if not isinstance(vector, np.ndarray) or vector.ndim != 1 or vector.dtype.kind != "f" or not vector.size:
+            raise BadInput(f"a speaker embedding is a 1-D float array, got {getattr(vector, 'shape', vector)!r}")
+        if not np.isfinite(vector).all():
+            raise BadInput(f"the speaker embedding of {self.model} is not finite (was the clip long enough?)")

@@ -34,7 +34,9 @@ from graph.backfill.manifest import Item, RunManifest, Sidecars, find_inputs, sc
 from graph.backfill.progress import Progress
 from graph.errors import BadInput, DubError
 from graph.languages import parse_targets
+from graph.media.library import default_dir
 from graph.media.outputs import check_writable, remove_outputs
+from graph.media.settings import read_mapping
 from graph.options import DECODE_PRESETS, DubOptions, add_media_flags, from_dict, media_options, to_dict
 from graph.run.checkpoint import Checkpoint
 from graph.run.pipeline import Stages
@@ -62,6 +64,7 @@ class BackfillConfig:
     limit: int | None = None  # dub at most this many items of the plan (a trial run)
     prune_checkpoints: bool = False  # delete an item's checkpoints once it is done (disk; no cheap re-settings)
     progress_every_s: float = 30.0
+    library: Path | None = None  # the voice library (options.voices); None: graph.media.library.default_dir()
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,7 @@ async def _dub_item(item: Item, config: BackfillConfig, profile: Profile, stages
         sidecars = Sidecars.of(Path(item.input), options.targets)
         job = await asyncio.to_thread(make_job, item.input, out_dir, options, profile, item.key[:12],
                                       sidecars.transcript, {k: str(v) for k, v in sidecars.translations.items()},
-                                      out_dir / WORK_DIR)
+                                      out_dir / WORK_DIR, library=config.library or default_dir())
         result = await dub(job, stages, progress.event, store)
         if sidecars.edits is not None:
             await asyncio.to_thread(edit_lines, out_dir, await asyncio.to_thread(edits_from_file, sidecars.edits))
@@ -280,6 +283,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--formats", help="outputs to write (default: wav,flac,srt,vtt,video; as `dubgraph dub --formats`)")
     p.add_argument("--seed", type=int, help="synthesis seed")
     add_media_flags(p)
+    p.add_argument("--glossary", help="JSON or YAML glossary: terms (language -> {source: target}), keep (list), "
+                                      "pronounce (language -> {word: respelling})")
+    p.add_argument("--match-voices", action="store_true",
+                   help="give each speaker the closest voice of the voice library, when close enough, so a person "
+                        "keeps one voice across the whole backfill")
+    p.add_argument("--match-threshold", type=float, help="cosine similarity a match needs (default: the embedding "
+                                                         "model's own)")
+    p.add_argument("--voices", help="voice library directory (default: $DUBGRAPH_VOICES, else "
+                                    "~/.local/share/dubgraph/voices)")
     p.add_argument("--address", help="Ray cluster address ('auto' = local `ray start --head`); default: the job's "
                                      "cluster under `ray job submit`, else an embedded one")
     p.add_argument("--concurrency", type=int, default=4, help="items dubbed at the same time (default 4)")
@@ -306,16 +318,7 @@ def _options(args) -> DubOptions:
     """DubOptions from ``--options`` with the flags given on the command line on top."""
     from actors.models import get_profile
 
-    data: dict = {}
-    if args.options:
-        import yaml
-
-        try:
-            data = yaml.safe_load(Path(args.options).read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise BadInput(f"cannot read --options {args.options}: {exc}") from None
-        if not isinstance(data, dict):
-            raise BadInput(f"--options {args.options} must hold a mapping of DubOptions fields")
+    data: dict = read_mapping(args.options, "--options") if args.options else {}
     profile = get_profile(args.profile)
     data["profile"] = profile.name
     data["targets"] = list(parse_targets(args.to, profile.targets))
@@ -328,6 +331,14 @@ def _options(args) -> DubOptions:
     if args.formats:
         data["formats"] = [f.strip() for f in args.formats.split(",") if f.strip()]
     data.update(media_options(args, data))
+    if args.glossary:
+        data["glossary"] = read_mapping(args.glossary, "--glossary")
+    if args.match_voices or args.match_threshold is not None:
+        voices = dict(data.get("voices") or {})
+        voices["match"] = voices.get("match", False) or args.match_voices
+        if args.match_threshold is not None:
+            voices["match_threshold"] = args.match_threshold
+        data["voices"] = voices
     return from_dict(DubOptions, data)
 
 
@@ -365,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             limit=args.limit,
             prune_checkpoints=args.prune_checkpoints,
             progress_every_s=args.progress_every,
+            library=Path(args.voices) if args.voices else None,
         )
         summary = run_backfill(config)
     except DubError as exc:

@@ -2,12 +2,13 @@
 
 Every error leaves as ``{"error": {"status", "type", "message", ...}}`` with the status its ``DubError`` class
 names; anything unexpected becomes a 500 with a reference id for the server log, never a traceback.
-Uploads are counted while they stream in, so an oversized one is refused without being stored whole.
+Request bodies are bounded and timed as they stream in by ``graph.jobs.bodies``.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 import os
@@ -27,9 +28,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from graph.errors import (
-    AudioTooLarge,
     BadInput,
     DubError,
+    InsufficientStorage,
     JobNotFound,
     RequestTooLarge,
     Unauthorized,
@@ -37,15 +38,21 @@ from graph.errors import (
     UnsupportedMediaType,
     user_error,
 )
-from graph.jobs.runner import TRANSCRIPT, TRANSLATION, JobQueueFull
+from graph.files import atomic_write, is_disk_full
+from graph.jobs.store import TRANSCRIPT, TRANSLATION
 from graph.languages import parse_targets
+from graph.media.library import LIBRARY_ENV, VoiceLibrary, check_name
 from graph.media.original import ORIGINAL
 from graph.media.outputs import MANIFEST
+from graph.media.voice_clip import read_clip
 from graph.options import DubOptions, from_dict
 
 log = logging.getLogger(__name__)
 
-DUB_FIELDS = ("path", "targets", "speakers", "min_speakers", "max_speakers", "source_language", "profile", "options")
+DUB_FIELDS = ("path", "targets", "speakers", "min_speakers", "max_speakers", "source_language", "profile", "options",
+              "glossary")
+VOICE_PART = "voice."  # a multipart file field "voice.SPEAKER_00": that speaker's reference clip
+MAX_VOICE_PARTS = 16
 ARTIFACT = re.compile(r"^(?:[a-z]{2,3}(?:-[a-z]{2,4})?|dubbed)\.(?P<fmt>wav|flac|srt|vtt|mp4|mov|mkv|webm)$")
 MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "srt": "application/x-subrip", "vtt": "text/vtt",
                "mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska", "webm": "video/webm",
@@ -55,7 +62,7 @@ UPLOAD_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 COPY_CHUNK = 1 << 20
 TRANSLATION_FIELD = re.compile(r"^translation\.[a-z]{2,3}(?:-[a-z]{2,4})?$")  # translation.pt-br: a file field
 TRANSCRIPT_SUFFIXES = (".srt", ".vtt")
-MAX_FILES = 10  # the audio, a transcript and up to 8 translations
+MAX_TRANSCRIPTS = 9  # a transcript and up to 8 translations
 
 
 class TranslateRequest(BaseModel):
@@ -79,20 +86,23 @@ def error_response(
     return JSONResponse({"error": {"status": status, "type": kind, "message": message, **extra}}, status, headers)
 
 
-def _dub_error(error: DubError) -> JSONResponse:
+def dub_error(error: DubError) -> JSONResponse:
     extra: dict[str, Any] = {}
     headers = None
     if isinstance(error, UnsupportedLanguage):
         extra["supported"] = list(error.supported)
-    if isinstance(error, JobQueueFull):
-        headers = {"Retry-After": str(error.retry_after_s)}
+    retry_after_s = getattr(error, "retry_after_s", None)
+    if retry_after_s is not None:
+        headers = {"Retry-After": str(retry_after_s)}
     return error_response(error.http_status, type(error).__name__, str(error), headers, **extra)
 
 
 def _unexpected(exc: BaseException) -> JSONResponse:
     error = user_error(exc)
     if error is not None:
-        return _dub_error(error)
+        return dub_error(error)
+    if is_disk_full(exc):  # e.g. spooling a multipart upload to the temp directory
+        return dub_error(InsufficientStorage("the server's disk is full; try again later"))
     reference = secrets.token_hex(6)
     log.error("internal error %s", reference, exc_info=exc)
     return error_response(500, "InternalError", f"internal error; the server log has details (reference {reference})")
@@ -125,9 +135,11 @@ class _CatchAll:
 
 def install_error_handlers(app: FastAPI) -> None:
     async def on_dub_error(_: Request, exc: DubError) -> JSONResponse:
-        return _dub_error(user_error(exc) or exc)
+        return dub_error(user_error(exc) or exc)
 
     async def on_http(_: Request, exc: HTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, DubError):  # FastAPI wraps what stopped it reading a body (BodyLimits)
+            return dub_error(exc.__cause__)
         status = 422 if exc.status_code == 400 else exc.status_code  # malformed bodies count as bad parameters
         return error_response(status, "HTTPError", str(exc.detail), dict(exc.headers or {}))
 
@@ -139,6 +151,24 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_middleware(_CatchAll)
+
+
+def require_key_when_exposed(host: str | None, key: str | None, allow_anonymous: bool) -> None:
+    """Fail closed: no serving without an API key on an address other machines can reach, unless told to."""
+    if key or allow_anonymous or (host is not None and _loopback(host)):
+        return
+    where = f"on {host}, an address other machines can reach" if host else "on an address this replica cannot tell"
+    raise DubError(f"refusing to serve without an API key {where}: set the key (api_key_env, DUBGRAPH_API_KEY by "
+                   "default), listen on 127.0.0.1, or set allow_anonymous: true to serve anyone who can connect")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
 
 
 def api_key_guard(expected: str | None) -> Callable:
@@ -156,61 +186,70 @@ def api_key_guard(expected: str | None) -> Callable:
     return check
 
 
-def _limited(receive: Callable, max_bytes: int) -> Callable:
-    seen = 0
-
-    async def counted() -> dict:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > max_bytes:
-                raise AudioTooLarge(f"the request is larger than this server's upload limit ({max_bytes / 2**20:g} MB)")
-        return message
-
-    return counted
-
-
 @asynccontextmanager
-async def dub_request(request: Request, max_bytes: int) -> AsyncIterator[tuple[dict[str, Any], UploadFile | None]]:
-    """The fields of a POST /v1/dubs (a form, with an ``audio`` file when multipart, or JSON) and the upload."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise AudioTooLarge(
-            f"the request is {int(declared) / 2**20:.1f} MB; this server's upload limit is {max_bytes / 2**20:g} MB"
-        )
+async def dub_request(
+    request: Request, max_voice_bytes: int
+) -> AsyncIterator[tuple[dict[str, Any], UploadFile | None, dict[str, UploadFile]]]:
+    """The fields of a POST /v1/dubs (a form, with an ``audio`` file when multipart, or JSON), the upload, and the
+    voice clips (``voice.SPEAKER`` file parts, speaker -> upload). The body's size is bounded by ``bodies``."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    limited = Request(request.scope, _limited(request.receive, max_bytes))
     if content_type == "application/json":
-        try:
-            body = await limited.json()
-        except (ValueError, UnicodeDecodeError):
-            raise BadInput("the body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise BadInput("the JSON body must be an object")
-        yield _known(body), None
+        yield _known(await json_object(request)), None, {}
         return
     if content_type not in FORM_TYPES:
         raise UnsupportedMediaType(
             "send multipart/form-data (an 'audio' file), a urlencoded form or JSON, "
             f"not {content_type or 'no content type'!r}"
         )
-    form = await limited.form(max_files=MAX_FILES, max_fields=len(DUB_FIELDS))
+    form = await request.form(max_files=1 + MAX_VOICE_PARTS + MAX_TRANSCRIPTS, max_fields=len(DUB_FIELDS))
     try:
         fields: dict[str, Any] = {}
         upload = None
+        voices: dict[str, UploadFile] = {}
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
-                if key == "audio":
-                    upload = value
-                elif key == "transcript" or TRANSLATION_FIELD.match(key):
+                if key.startswith(VOICE_PART) and key[len(VOICE_PART):].strip():
+                    if (value.size or 0) > max_voice_bytes:
+                        raise RequestTooLarge(f"the voice clip {key} is {value.size / 2**20:.1f} MB; at most "
+                                              f"{max_voice_bytes / 2**20:g} MB per clip")
+                    voices[key[len(VOICE_PART):].strip()] = value
+                elif _is_transcript(key):
                     fields[key] = value
+                elif key != "audio":
+                    raise BadInput(f"file fields are 'audio', 'voice.SPEAKER' (a speaker's reference clip), "
+                                   f"'transcript' (SRT/WebVTT) and 'translation.<lang>' (one per target), not {key!r}")
                 else:
-                    raise BadInput(f"unknown file field {key!r}: send the recording as 'audio', and optionally "
-                                   "'transcript' (SRT/WebVTT) and 'translation.<lang>' (one per target language)")
+                    upload = value
             else:
                 fields[key] = value
-        yield _known(fields), upload
+        yield _known(fields), upload, voices
+    finally:
+        await form.close()
+
+
+@asynccontextmanager
+async def voice_request(request: Request, max_bytes: int) -> AsyncIterator[tuple[dict[str, str], UploadFile]]:
+    """The fields (``name``) and the ``audio`` clip (at most ``max_bytes``) of a POST/PUT /v1/voices (multipart
+    only)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "multipart/form-data":
+        raise UnsupportedMediaType("send multipart/form-data with the clip as an 'audio' file "
+                                   "(curl -F name=alice -F audio=@alice.wav)")
+    form = await request.form(max_files=1, max_fields=1)
+    try:
+        fields, upload = {}, None
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile) and key == "audio":
+                upload = value
+            elif not isinstance(value, UploadFile) and key == "name":
+                fields[key] = value
+            else:
+                raise BadInput(f"unknown field {key!r}: a voice is a 'name' and an 'audio' file")
+        if upload is None:
+            raise BadInput("send the voice's clip as a multipart file field 'audio'")
+        if (upload.size or 0) > max_bytes:
+            raise RequestTooLarge(f"the voice clip is {upload.size / 2**20:.1f} MB; at most {max_bytes / 2**20:g} MB")
+        yield fields, upload
     finally:
         await form.close()
 
@@ -240,14 +279,7 @@ def _int(fields: dict[str, Any], name: str) -> int | None:
 
 def dub_options(fields: dict[str, Any], profile) -> DubOptions:
     """DubOptions from request fields; ``options`` (JSON) may set any further DubOptions field."""
-    extra = fields.get("options") or {}
-    if isinstance(extra, str):
-        try:
-            extra = json.loads(extra)
-        except ValueError:
-            raise BadInput("options must be a JSON object, e.g. {\"tts\": {\"seed\": 1}}") from None
-    if not isinstance(extra, dict):
-        raise BadInput("options must be a JSON object")
+    extra = _json_object(fields.get("options") or {}, "options", '{"tts": {"seed": 1}}')
     asked = fields.get("profile") or extra.get("profile") or profile.name
     if asked != profile.name:
         raise BadInput(f"profile {asked!r} is not served here; this server runs profile {profile.name!r}")
@@ -264,20 +296,14 @@ def dub_options(fields: dict[str, Any], profile) -> DubOptions:
         data["diarize"] = diarize
     if fields.get("source_language"):
         data["asr"] = {**dict(data.get("asr") or {}), "language": fields["source_language"]}
+    if fields.get("glossary"):
+        data["glossary"] = _json_object(fields["glossary"], "glossary",
+                                        '{"terms": {"pt-br": {"meeting": "reunião"}}, "keep": ["Acme"]}')
     return from_dict(DubOptions, data)
 
 
 def _is_transcript(key: str) -> bool:
     return key == "transcript" or bool(TRANSLATION_FIELD.match(key))
-
-
-def _save(upload: UploadFile, dest: Path) -> Path:
-    upload.file.seek(0)
-    with open(dest, "wb") as out:
-        shutil.copyfileobj(upload.file, out, COPY_CHUNK)
-        out.flush()
-        os.fsync(out.fileno())
-    return dest
 
 
 def transcript_saver(fields: dict[str, Any], targets: tuple[str, ...]) -> Callable[[Path], None]:
@@ -305,28 +331,35 @@ def transcript_saver(fields: dict[str, Any], targets: tuple[str, ...]) -> Callab
     return save
 
 
+def _json_object(value: Any, name: str, example: str) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise BadInput(f"{name} must be a JSON object, e.g. {example}") from None
+    if not isinstance(value, dict):
+        raise BadInput(f"{name} must be a JSON object, e.g. {example}")
+    return value
+
+
 def input_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[str]) -> Callable[[Path], Path]:
     """How to put the job's input into its directory: copy the upload, or link/copy an allowed server path."""
     path = fields.get("path")
     if upload is not None and path:
         raise BadInput("send either an 'audio' file or a 'path', not both")
     if upload is not None:
-        name = _input_name(Path(upload.filename or "").suffix)
-
-        def save_upload(job_dir: Path) -> Path:
-            return _save(upload, job_dir / name)
-
-        return save_upload
+        return lambda job_dir: _save(upload, job_dir / _input_name(upload.filename))
     if not path:
         raise BadInput("send the audio as a multipart file field 'audio', or a server-side 'path'")
     source = _allowed(str(path), roots)
 
     def save_path(job_dir: Path) -> Path:
-        dest = job_dir / _input_name(source.suffix)
+        dest = job_dir / _input_name(source.name)
         try:
             os.link(source, dest)  # no copy when the job store is on the same filesystem
         except OSError:
-            shutil.copyfile(source, dest)
+            with open(source, "rb") as data:
+                atomic_write(dest, lambda out: shutil.copyfileobj(data, out, COPY_CHUNK))
         return dest
 
     return save_path
@@ -334,7 +367,7 @@ def input_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[s
 
 def job_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[str],
               targets: tuple[str, ...]) -> Callable[[Path], Path]:
-    """How to put everything a POST /v1/dubs sent into the job's directory: the input, then its transcripts."""
+    """How to put everything a POST /v1/dubs sent into the job's directory: its transcripts, then the input."""
     save_input, save_transcripts = input_saver(fields, upload, roots), transcript_saver(fields, targets)
 
     def save(job_dir: Path) -> Path:
@@ -344,23 +377,44 @@ def job_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[str
     return save
 
 
-async def json_object(request: Request, max_bytes: int = 1 << 16) -> dict[str, Any]:
-    """A small JSON object body (a PATCH of one line)."""
-    body = await request.body()
-    if len(body) > max_bytes:
-        raise RequestTooLarge(f"the body is {len(body)} bytes; at most {max_bytes}")
+def voice_saver(voices: dict[str, UploadFile]) -> Callable[[Path], dict[str, Path]] | None:
+    """How to put a job's voice clips into its voices directory (``clip-N<suffix>``); None when it has none."""
+    if not voices:
+        return None
+
+    def save(directory: Path) -> dict[str, Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        return {speaker: _save(upload, directory / f"clip-{i}{_suffix(upload.filename)}")
+                for i, (speaker, upload) in enumerate(voices.items())}
+
+    return save
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """A small JSON object body (a PATCH of one line; its size is bounded by ``bodies``)."""
     try:
-        value = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+        value = await request.json()
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadInput("the body is not valid JSON") from None
     if not isinstance(value, dict):
         raise BadInput("the JSON body must be an object")
     return value
 
 
-def _input_name(suffix: str) -> str:
+def _save(upload: UploadFile, dest: Path) -> Path:
+    """The upload's bytes in ``dest`` (atomically, on disk) before the job is accepted."""
+    upload.file.seek(0)
+    return atomic_write(dest, lambda out: shutil.copyfileobj(upload.file, out, COPY_CHUNK))
+
+
+def _input_name(filename: str | None) -> str:
     """The saved input's name: "input" plus the original suffix when it looks like one (decoders go by it)."""
-    return "input" + (suffix.lower() if UPLOAD_SUFFIX.match(suffix) else "")
+    return "input" + _suffix(filename)
+
+
+def _suffix(filename: str | None) -> str:
+    suffix = Path(filename or "").suffix
+    return suffix.lower() if UPLOAD_SUFFIX.match(suffix) else ""
 
 
 def _allowed(path: str, roots: list[str]) -> Path:
@@ -372,6 +426,22 @@ def _allowed(path: str, roots: list[str]) -> Path:
     if not source.is_file():
         raise BadInput(f"{path} is not a file on the server")
     return source
+
+
+def library_dir(voice_dir: str | None, job_dir: str) -> Path:
+    """The server's voice library: ``voice_dir``, else ``$DUBGRAPH_VOICES``, else ``<job_dir>/voices`` (beside the
+    job store, so one volume and one backup hold both)."""
+    return Path(voice_dir or os.environ.get(LIBRARY_ENV) or Path(job_dir) / "voices").expanduser()
+
+
+def add_voice(library: VoiceLibrary, name: str | None, upload: UploadFile, replace: bool, max_voices: int) -> dict:
+    """Check and store an uploaded clip as library voice ``name`` (blocking: run it in a thread)."""
+    if not name:
+        raise BadInput("a voice needs a 'name' field")
+    check_name(name)
+    upload.file.seek(0)
+    clip = read_clip(upload.file.read(), upload.filename or "the clip")
+    return library.add(name, clip, upload.filename or "clip", replace, max_voices).to_json()
 
 
 def artifact(out_dir: Path, name: str) -> tuple[Path, str]:

@@ -1,49 +1,42 @@
 """The job runner: works the store's queue in one process's event loop (the Serve ingress).
 
-A restart re-queues every queued, running or rendering job, and the job's checkpoint makes the resumed run skip
-what was finished. A done job's lines can be edited (``edit``) and the job rendered again (``render``): edits and
-the start of a render take the job's lock in turn, so an edit either lands before a render starts or is refused
-while it runs.
+A restart re-queues every queued or running job, and the job's checkpoint makes the resumed run skip what was
+finished; a job that was rendering its edits (graph/jobs/editor.py) renders again. A done job keeps its input,
+voice clips and checkpoint: editing its lines regenerates from them, until the job is deleted or expires. Nothing
+outside a job's own ``try`` can stop a worker: a store that is locked or failing, or a full disk, puts the job back
+in the queue for a later try (with backoff) while the worker goes on to the next one; finished units are
+checkpointed atomically, so a paused job resumes where it stopped and nothing half-written counts as done.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
-import json
+import contextlib
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from graph import audio
-from graph.edits import Edit, StateFile
-from graph.errors import AudioTooLarge, DubError, EditConflict, JobNotFound, QueueFull, user_error
-from graph.jobs.store import JobRecord, JobStore
+from graph.errors import AudioTooLarge, DubError, InsufficientStorage, QueueFull, StoreUnavailable, user_error
+from graph.files import is_disk_full
+from graph.jobs.editor import JobEditor, sidecars
+from graph.jobs.store import ACTIVE, JobRecord, JobStore
 from graph.media.original import write_original
-from graph.media.outputs import MANIFEST, remove_outputs
+from graph.media.outputs import remove_outputs
 from graph.options import DubOptions, from_dict, to_dict
 from graph.run.checkpoint import Checkpoint
 from graph.run.pipeline import Event, Stages, dub
 from graph.run.pools import make_job
-from graph.run.rendering import render
-from graph.run.revisions import checkpoint_of
-from graph.run.tracks import OUTPUT_SR
 
 log = logging.getLogger(__name__)
 
-TRANSCRIPT = "transcript"  # in a job's directory: transcript.srt|.vtt, translation.<lang>.srt|.vtt
-TRANSLATION = "translation"
-EDITABLE = ("done",)  # states whose lines can be edited and rendered again
-
-
-def sidecars(job_dir: Path) -> tuple[Path | None, dict[str, Path]]:
-    """The transcript and the translations (language -> file) a job came with."""
-    transcript = next((p for p in sorted(job_dir.glob(f"{TRANSCRIPT}.*")) if p.is_file()), None)
-    translations = {p.name.split(".")[1]: p for p in sorted(job_dir.glob(f"{TRANSLATION}.*.*")) if p.is_file()}
-    return transcript, translations
+EXPIRE_EVERY_S = 3600.0  # how often finished jobs past their retention are looked for
+RESUME_FREED_BYTES = 2**20  # a job paused by a full disk is tried again once this much more space is free
+DAY_S = 86400.0
 
 
 class JobQueueFull(QueueFull):
@@ -58,11 +51,17 @@ class Limits:
     max_queued: int = 32
     retry_after_s: int = 30
     max_duration_s: float | None = None
+    retention_days: float | None = None  # finished jobs (done, failed) are deleted this long after they ended
+    min_free_bytes: int = 0  # uploads are refused (507) when they would leave less free space than this
+    backoff_s: float = 2.0  # first wait before a job paused by the store or a full disk is tried again; doubles
+    max_backoff_s: float = 120.0
 
 
 def _scrubbed(error: DubError, input_path: Path) -> DubError:
-    """The error with the input's place in the job store replaced by "the audio": users never see server paths."""
+    """The error with the input's place in the job store replaced by "the audio", and the job directory dropped
+    from the paths of its other files: users never see server paths."""
     message = str(error).replace(f"file:{input_path}", "the audio").replace(str(input_path), "the audio")
+    message = message.replace(f"file:{input_path.parent}/", "").replace(f"{input_path.parent}/", "")
     if len(error.args) <= 1 and message != str(error):
         error.args = (message,)
     return error
@@ -83,17 +82,22 @@ class _JobWarnings(logging.Handler):
     def __init__(self, runner: "JobRunner"):
         super().__init__(logging.WARNING)
         self.runner = runner
+        self.dropped = 0  # events the store could not take
 
     def emit(self, record: logging.LogRecord) -> None:
-        args = record.args if isinstance(record.args, tuple) else ()
+        """Never raises: a log call inside the pipeline must not fail a line because the store is busy or full."""
         try:
-            message = str(record.msg) % tuple(_brief(a) for a in args) if args else record.getMessage()
-        except (TypeError, ValueError):
-            message = record.getMessage()
-        if message.startswith("[") and "] " in message:
-            job_id, text = message[1:].split("] ", 1)
-            if job_id in self.runner.progress:
-                self.runner.store.add_event(job_id, record.levelname.lower(), text)
+            args = record.args if isinstance(record.args, tuple) else ()
+            try:
+                message = str(record.msg) % tuple(_brief(a) for a in args) if args else record.getMessage()
+            except (TypeError, ValueError):
+                message = str(record.msg)
+            if message.startswith("[") and "] " in message:
+                job_id, text = message[1:].split("] ", 1)
+                if job_id in self.runner.progress:
+                    self.runner.store.add_event(job_id, record.levelname.lower(), text)
+        except Exception:  # noqa: BLE001 - the event is lost, the job is not
+            self.dropped += 1
 
 
 def _summary(record: JobRecord) -> dict[str, Any]:
@@ -112,8 +116,10 @@ def _summary(record: JobRecord) -> dict[str, Any]:
 class JobRunner:
     """Runs queued jobs through ``graph.run.pipeline.dub``, ``limits.max_running`` at a time, oldest first."""
 
-    def __init__(self, store: JobStore, stages: Stages, profile, limits: Limits = Limits()):
+    def __init__(self, store: JobStore, stages: Stages, profile, limits: Limits = Limits(),
+                 library: Path | None = None):
         self.store = store
+        self.library = library  # the voice library jobs may use (graph/media/library.py)
         self.stages = stages
         self.profile = profile
         self.limits = limits
@@ -121,30 +127,45 @@ class JobRunner:
         self.progress: dict[str, dict[str, dict[str, int]]] = {}  # running job -> stage -> completed/total
         self.tasks: dict[str, asyncio.Task] = {}
         self._workers: list[asyncio.Task] = []
+        self._backoff_s: dict[str, float] = {}  # paused job -> its last wait
+        self._retries: dict[str, asyncio.TimerHandle] = {}  # paused job -> its next try
         self._submitting = 0
         self._warnings = _JobWarnings(self)
-        self._locks: dict[str, asyncio.Lock] = {}  # job -> held by an edit, or by a render while it starts
+        self.editor = JobEditor(store, self.queue.put_nowait)
 
     async def start(self) -> None:
-        """Re-queue what a previous process left queued or running, then start the workers."""
+        """Re-queue what a previous process left queued or running, then start the workers (and the expiry)."""
         await asyncio.to_thread(self.store.sweep)
-        for record in self.store.active():  # a rendering job stays rendering: its render resumes
+        for record in self.store.active():
             if record.status == "running":
-                self.store.set_status(record.id, "queued")
+                self.store.requeue(record.id)
                 self.store.add_event(record.id, "info", "re-queued: it was running when the server stopped")
             self.queue.put_nowait(record.id)
         logging.getLogger("graph").addHandler(self._warnings)
         self._workers = [asyncio.create_task(self._work()) for _ in range(self.limits.max_running)]
+        if self.limits.retention_days is not None:
+            self._workers.append(asyncio.create_task(self._expire_every(EXPIRE_EVERY_S)))
 
     async def close(self) -> None:
         """Stop working; running jobs stay "running" on disk, so the next start resumes them."""
         logging.getLogger("graph").removeHandler(self._warnings)
+        for retry in self._retries.values():
+            retry.cancel()
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
 
-    async def submit(self, options: DubOptions, save_input: Callable[[Path], Path]) -> JobRecord:
-        """Validate, save the input into a new job directory (``save_input(dir) -> path``), then queue the job."""
+    def check_space(self, incoming_bytes: int = 0) -> None:
+        """InsufficientStorage (507) when storing ``incoming_bytes`` more would leave less than the reserve free."""
+        free = self._free_bytes()
+        if free is not None and free - incoming_bytes < self.limits.min_free_bytes:
+            raise InsufficientStorage(f"the server's disk is nearly full ({free / 2**20:.0f} MB free): it takes no "
+                                      "new jobs until space is freed; try again later")  # fmt: skip
+
+    async def submit(self, options: DubOptions, save_input: Callable[[Path], Path],
+                     save_voices: Callable[[Path], dict[str, Path]] | None = None) -> JobRecord:
+        """Validate, save the input into a new job directory (``save_input(dir) -> path``) and the job's voice clips
+        (``save_voices(dir) -> {speaker: path}``), then queue the job."""
         queued = self.store.count("queued") + self._submitting
         if queued >= self.limits.max_queued:
             raise JobQueueFull(queued, self.limits.retry_after_s)
@@ -154,10 +175,16 @@ class JobRunner:
         try:
             job_dir.mkdir(parents=True)
             input_path = await asyncio.to_thread(save_input, job_dir)
+            if save_voices is not None:
+                clips = await asyncio.to_thread(save_voices, self.store.voices_dir(job_id))
+                await asyncio.to_thread(self.store.save_references, job_id, clips)
             await asyncio.to_thread(self._job, job_id, input_path, options)
             record = self.store.create(job_id, to_dict(options), input_path.name)
-        except BaseException:
+        except BaseException as exc:
             await asyncio.to_thread(shutil.rmtree, job_dir, True)
+            if is_disk_full(exc):
+                raise InsufficientStorage("the server's disk is full: the upload could not be stored; "
+                                          "try again later") from exc  # fmt: skip
             raise
         finally:
             self._submitting -= 1
@@ -166,15 +193,20 @@ class JobRunner:
         return record
 
     def _job(self, job_id: str, input_path: Path, options: DubOptions):
-        """make_job's checks (languages, readable audio and transcripts, writable output) plus the duration limit."""
+        """make_job's checks (languages, readable audio, transcripts and voice clips, library voices, writable output)
+        plus the duration limit. The job keeps its line state in its directory (graph/edits.py)."""
         job_dir = self.store.job_dir(job_id)
         transcript, translations = sidecars(job_dir)
         try:
             job = make_job(input_path, self.store.out_dir(job_id), options, self.profile, job_id, transcript,
-                           {lang: str(path) for lang, path in translations.items()}, job_dir)
-            duration = audio.probe(input_path).duration_s
+                           {lang: str(path) for lang, path in translations.items()}, job_dir,
+                           references=self.store.references(job_id), library=self.library)
+            info = audio.probe(input_path)
         except DubError as exc:
             raise _scrubbed(exc, input_path) from None
+        # the longer of what ffprobe measures and what the header declares: a header claiming hours is over the
+        # limit even when the bytes behind it are few (decoding would call it truncated, but later)
+        duration = max((s for s in (info.duration_s, info.declared_s) if s is not None), default=None)
         limit = self.limits.max_duration_s
         if limit is not None and duration is not None and duration > limit:
             raise AudioTooLarge(f"the audio is {duration:.0f} s long; this server accepts at most {limit:.0f} s")
@@ -184,80 +216,8 @@ class JobRunner:
         record = self.store.get(job_id)
         if record is None:
             return None
-        return {**_summary(record), "revision": self._revision(record), "runs": record.runs,
+        return {**_summary(record), "revision": self.editor.revision(record), "runs": record.runs,
                 "progress": self.progress.get(job_id, {}), "log": self.store.events(job_id)}  # fmt: skip
-
-    def _revision(self, record: JobRecord) -> int:
-        """Renders finished since the first pass (what the manifest served now says)."""
-        if record.status not in ("done", "rendering"):
-            return 0
-        try:
-            return int(json.loads((self.store.out_dir(record.id) / MANIFEST).read_text()).get("revision", 0))
-        except (OSError, ValueError, TypeError):
-            return 0
-
-    def _editable(self, job_id: str, doing: str) -> JobRecord:
-        record = self.store.get(job_id)
-        if record is None:
-            raise JobNotFound(f"no job {job_id!r}")
-        if record.status == "rendering":
-            raise EditConflict(f"job {job_id} is rendering: wait until it is done, then {doing}")
-        if record.status not in EDITABLE:
-            raise EditConflict(f"job {job_id} is {record.status}: its lines can be edited once it is done")
-        return record
-
-    def lines(self, job_id: str, lang: str | None) -> dict[str, Any]:
-        """A done (or rendering) job's lines in one language (its first target by default)."""
-        record = self.store.get(job_id)
-        if record is None or record.status not in ("done", "rendering"):
-            state = "unknown" if record is None else record.status
-            raise JobNotFound(f"job {job_id!r} is {state}: its lines can be listed once it is done")
-        return StateFile(self.store.job_dir(job_id)).load().view(lang, job_id)
-
-    async def edit(self, job_id: str, line_id: str, body: dict[str, Any], if_match: int | None) -> dict[str, Any]:
-        """Apply one edit of a done job's line (all of it, or nothing); the line as it is now."""
-        async with self._lock(job_id):
-            self._editable(job_id, "edit the line")
-            file = StateFile(self.store.job_dir(job_id))
-            state, (line,) = await asyncio.to_thread(file.edit, [Edit(line_id, body, if_match)])
-            return state.line_view(line, state.language(body.get("lang") if isinstance(body, dict) else None))
-
-    async def render(self, job_id: str, if_match: int | None) -> bool:
-        """Queue a render of a done job's edits; False when nothing is stale (nothing queued)."""
-        async with self._lock(job_id):
-            self._editable(job_id, "render it again")
-            state = await asyncio.to_thread(StateFile(self.store.job_dir(job_id)).load)
-            if if_match is not None and if_match != state.revision:
-                raise EditConflict(f"job {job_id} is at revision {state.revision}, not {if_match}: load it again")
-            if not state.stale:
-                return False
-            self.store.set_status(job_id, "rendering")
-        self.queue.put_nowait(job_id)
-        log.info("[%s] render queued", job_id)
-        return True
-
-    def line_audio(self, job_id: str, line_id: str, lang: str | None) -> bytes:
-        """One line's clip as placed in the current track (before the bed), as a WAV."""
-        import soundfile as sf
-
-        record = self.store.get(job_id)
-        if record is None or record.status not in ("done", "rendering"):
-            raise JobNotFound(f"no finished job {job_id!r}")
-        job_dir = self.store.job_dir(job_id)
-        state = StateFile(job_dir).load()
-        lang = state.language(lang)
-        line = state.line(line_id)
-        entry = state.placed.get(lang, {}).get(line.id)
-        samples = checkpoint_of(state, job_dir).get(entry["fit"]) if entry else None
-        if samples is None:
-            raise JobNotFound(f"line {line_id} has no audio in {lang} yet")
-        gain = state.mix["gains"][lang].get(entry["line"].speaker, 1.0) * state.mix["scale"][lang]
-        buffer = io.BytesIO()
-        sf.write(buffer, samples * gain, OUTPUT_SR, format="WAV", subtype="PCM_16")
-        return buffer.getvalue()
-
-    def _lock(self, job_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(job_id, asyncio.Lock())
 
     def recent(self, limit: int) -> list[dict[str, Any]]:
         """The newest jobs, newest first, without their progress and log (``status`` has those)."""
@@ -271,30 +231,98 @@ class JobRunner:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        await asyncio.to_thread(self.store.delete, job_id)
-        return True
+        return await asyncio.to_thread(self.store.delete, job_id)
+
+    def expire(self, now_s: float | None = None) -> list[str]:
+        """Delete the finished jobs older than the retention; queued and running ones are never touched."""
+        if self.limits.retention_days is None:
+            return []
+        cutoff = (time.time() if now_s is None else now_s) - self.limits.retention_days * DAY_S
+        expired = [job_id for job_id in self.store.finished_before(cutoff)
+                   if job_id not in self.tasks and self.store.delete(job_id, only_finished=True)]  # fmt: skip
+        if expired:
+            log.info("expired %d finished jobs (retention %g days)", len(expired), self.limits.retention_days)
+        return expired
+
+    async def _expire_every(self, interval_s: float) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.expire)
+            except Exception as exc:  # noqa: BLE001 - the store is busy or the disk full: the next round tries again
+                log.warning("expiring finished jobs failed: %s", exc)
+            await asyncio.sleep(interval_s)
 
     async def _work(self) -> None:
         while True:
             job_id = await self.queue.get()
-            record = self.store.get(job_id)
-            if record is None or record.status not in ("queued", "rendering") or job_id in self.tasks:
-                continue
-            task = asyncio.create_task(self._run(record) if record.status == "queued" else self._render(record))
-            self.tasks[job_id] = task
             try:
-                await task
+                await self._take(job_id)
             except asyncio.CancelledError:
                 if asyncio.current_task().cancelling():
                     raise  # the runner is closing; the job resumes at the next start
-            finally:
-                self.tasks.pop(job_id, None)
-                self.progress.pop(job_id, None)
+            except Exception as exc:  # noqa: BLE001 - whatever it is, this worker goes on to the next job
+                self._retry_later(job_id, exc)
+
+    async def _take(self, job_id: str) -> None:
+        record = self.store.get(job_id)
+        if record is None or record.status not in ACTIVE or job_id in self.tasks:
+            self._backoff_s.pop(job_id, None)
+            return  # deleted, finished, or already taken by another worker
+        if record.status == "rendering":
+            self.progress[job_id] = {}
+            task = asyncio.create_task(self.editor.run_render(record, self.stages, self._progress))
+        else:
+            task = asyncio.create_task(self._run(record))
+        self.tasks[job_id] = task
+        try:
+            await task
+        finally:
+            self.tasks.pop(job_id, None)
+            self.progress.pop(job_id, None)
+        self._backoff_s.pop(job_id, None)
+
+    def _retry_later(self, job_id: str, exc: Exception) -> None:
+        """Queue the job again after a growing wait; on disk it is queued again, its checkpoint kept. A job
+        stopped by a full disk waits until space was freed, so it does not redo its unsaved lines for nothing."""
+        wait = min(self._backoff_s.get(job_id, self.limits.backoff_s / 2) * 2, self.limits.max_backoff_s)
+        self._backoff_s[job_id] = wait
+        free_at_pause = None
+        if is_disk_full(exc):
+            reason = "the server's disk is full"
+            free_at_pause = self._free_bytes()
+        elif isinstance(exc, StoreUnavailable):
+            reason = "the job store is unavailable"
+        else:
+            reason = f"an internal error ({type(exc).__name__})"
+            log.error("[%s] unexpected error outside the job", job_id, exc_info=exc)
+        log.warning("[%s] paused: %s; trying again in %.0f s", job_id, reason, wait)
+        with contextlib.suppress(Exception):  # the store may be what failed: the job is queued in memory anyway
+            self.store.requeue(job_id)
+            self.store.add_event(job_id, "warning", f"paused: {reason}; it resumes by itself")
+        self._retries[job_id] = asyncio.get_running_loop().call_later(wait, self._requeue, job_id, free_at_pause)
+
+    def _requeue(self, job_id: str, free_at_pause: int | None) -> None:
+        free = self._free_bytes()
+        needed = None if free_at_pause is None else max(free_at_pause + RESUME_FREED_BYTES, self.limits.min_free_bytes)
+        if needed is not None and free is not None and free < needed:  # nothing was freed yet: wait again
+            wait = self._backoff_s.get(job_id, self.limits.backoff_s)
+            self._retries[job_id] = asyncio.get_running_loop().call_later(wait, self._requeue, job_id, free_at_pause)
+            return
+        self._retries.pop(job_id, None)
+        self.queue.put_nowait(job_id)
+
+    def _free_bytes(self) -> int | None:
+        try:
+            return shutil.disk_usage(self.store.root).free
+        except OSError:  # unknown: no check rests on it
+            return None
 
     async def _run(self, record: JobRecord) -> None:
+        """One run of a job: a failure of the job is recorded as its reason; a full disk or a store error raise
+        (the worker pauses the job and tries it again later)."""
         job_id = record.id
-        self.progress[job_id] = {}
         self.store.set_status(job_id, "running", started=True)
+        self.progress[job_id] = {}
         checkpoint = Checkpoint(self.store.checkpoint_dir(job_id))
         options = DubOptions()
         try:
@@ -304,34 +332,18 @@ class JobRunner:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if is_disk_full(exc):  # not the job's fault: it waits for space (the worker queues it again)
+                with contextlib.suppress(OSError):
+                    remove_outputs(self.store.out_dir(job_id), options.targets, options.formats)
+                raise
             self._failed(record, exc, options)
             return
         if checkpoint.hits:
-            self.store.add_event(job_id, "info", f"resumed: {checkpoint.hits} finished units reused from before")
+            with contextlib.suppress(DubError):  # only a note: a busy store must not undo the run
+                self.store.add_event(job_id, "info", f"resumed: {checkpoint.hits} finished units reused from before")
         await self._keep_original(job_id, job.input, job.max_duration_s)
         self.store.set_status(job_id, "done")
         log.info("[%s] done", job_id)
-
-    async def _render(self, record: JobRecord) -> None:
-        """Render a done job's edits; whatever happens, the job ends done (at the new revision, or the last one)."""
-        job_id = record.id
-        self.progress[job_id] = {}
-        try:
-            rendered = await render(self.store.job_dir(job_id), self.store.out_dir(job_id), self.stages,
-                                    self._progress, job_id)
-        except asyncio.CancelledError:
-            raise  # closing: it stays "rendering" and resumes at the next start
-        except Exception as exc:
-            error = user_error(exc)
-            message = str(error) if error is not None else f"internal error ({type(exc).__name__})"
-            log.log(logging.WARNING if error is not None else logging.ERROR, "[%s] render failed: %s", job_id,
-                    message, exc_info=error is None)
-            self.store.add_event(job_id, "warning", f"render failed, the last revision stays: {message}")
-        else:
-            counts = ", ".join(f"{lang} {len(ids)}" for lang, ids in rendered.regenerated.items())
-            self.store.add_event(job_id, "info", f"revision {rendered.revision}: lines regenerated: {counts}"
-                                 if rendered.changed else f"revision {rendered.revision}: nothing to render")
-        self.store.set_status(job_id, "done")
 
     async def _keep_original(self, job_id: str, input_path: str | Path, max_duration_s: float | None) -> None:
         """A listening copy of the input beside the dubs (the review page plays it); a job is done without it."""
@@ -357,4 +369,5 @@ class JobRunner:
             reason = {"type": "InternalError", "message": message}
             log.error("[%s] failed", job_id, exc_info=exc)
         self.store.set_status(job_id, "failed", reason)
-        remove_outputs(self.store.out_dir(job_id), options.targets, options.formats)
+        with contextlib.suppress(OSError):
+            remove_outputs(self.store.out_dir(job_id), options.targets, options.formats)

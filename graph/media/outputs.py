@@ -13,7 +13,7 @@ import numpy as np
 
 from graph import audio
 from graph.errors import OutputNotWritable
-from graph.files import atomic_write_bytes, atomic_write_json
+from graph.files import DISK_FULL_ERRNOS, atomic_write_bytes, atomic_write_json, disk_full
 from graph.media.video import COMBINED_STEM
 from graph.options import SAME_CONTAINER, VIDEO_FORMATS
 from graph.timeline.subtitles import to_srt, to_vtt
@@ -33,6 +33,8 @@ def check_writable(out_dir: str | Path) -> Path:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise disk_full(path, exc) from exc
         raise OutputNotWritable(f"cannot write to output directory {path}: {exc.strerror or exc}; choose another with --out") from None
     return path
 

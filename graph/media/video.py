@@ -24,6 +24,7 @@ import numpy as np
 
 from graph.errors import BadInput, DubError, OutputNotWritable
 from graph.ffmpeg import ffprobe, last_error, no_ffmpeg, url
+from graph.ffmpeg_input import input_options
 from graph.languages import LANGUAGES, Language
 from graph.options import SAME_CONTAINER, VIDEO_FORMATS, VideoOptions
 
@@ -148,7 +149,7 @@ def write_video(
     box = CONTAINERS[target.suffix.lstrip(".")]
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
     with tempfile.TemporaryDirectory(prefix=".subs-", dir=target.parent) as subs_dir:
-        cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", "-i", url(source)]
+        cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", *input_options(), "-i", url(source)]
         audio_offset, subs_offset = info.start_s - info.file_start_s, info.audio_start_s - info.file_start_s
         for t in tracks:
             cmd += ["-itsoffset", f"{audio_offset:.6f}", "-f", "f32le", "-ar", str(t.sr), "-ac", str(t.channels),

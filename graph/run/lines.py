@@ -8,6 +8,7 @@ play is decided for all lines of a language at once (graph/run/placing.py).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from graph import audio
 from graph.options import DubOptions
 from graph.run.checkpoint import Checkpoint, key_of
 from graph.run.stages import Stage
+from graph.timeline.glossary import respell
 from graph.timeline.timing import trim
 from graph.types import Clip, Utterance
 
@@ -25,8 +27,10 @@ log = logging.getLogger(__name__)
 
 
 def line_seed(base: int, utterance_id: str) -> int:
-    digits = "".join(ch for ch in utterance_id if ch.isdigit())
-    return base + int(digits or 0)
+    """The seed of one line: a hash of (job seed, line id), so no two seeds share a line's seed by an offset
+    (with ``base + line number``, ``--seed 1`` line k was ``--seed 0`` line k+1)."""
+    digest = hashlib.blake2b(f"{base}:{utterance_id}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")  # < 2**32: what numpy and torch generators take
 
 
 @dataclass(frozen=True)
@@ -66,9 +70,11 @@ class LineVoicer:
 
     async def _synthesize(self, u: Utterance, text: str, conds: tuple[str, Any],
                           pace: float) -> tuple[np.ndarray, tuple[str, ...]]:
-        """Samples at the track rate (checkpointed), and flags."""
+        """Samples at the track rate (checkpointed), and flags. The synthesizer gets the text with the job's
+        pronunciations applied (subtitles keep ``text``)."""
         if not text.strip():
             return np.zeros(0, dtype=np.float32), ("empty_text",)
+        text = respell(text, self.options.glossary.pronounce.get(self.lang, {}))
         tts = self.options.tts
         seed = line_seed(tts.seed, u.id)
         cond_key, cond_ref = conds

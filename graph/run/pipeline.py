@@ -1,9 +1,10 @@
 """The dubbing DAG over stage handles (see ``graph.run.stages``): the same code for Serve, actor pools and tests.
 
-decode -> (ASR || diarization || separation of the background) -> utterances -> per speaker: reference ->
-       conditionals (once, one object) -> per language, all at once: translate -> voice every line (fan-out,
-       duration-aware) -> solve the timeline -> re-voice what the solver asks for -> fit -> render over the bed
-       -> measure onsets in the audio -> files -> video (every language's track muxed with the copied video)
+decode -> (ASR || diarization || separation of the background) -> utterances -> per speaker: voice (the user's
+       clip, a library voice, or a reference picked from the recording) -> conditionals (once, one object) -> per
+       language, all at once: translate (the glossary enforced) -> voice every line (fan-out, duration-aware,
+       pronunciations applied) -> solve the timeline -> re-voice what the solver asks for -> fit -> render over the
+       bed -> measure onsets in the audio -> files -> video (every language's track muxed with the copied video)
 """
 
 from __future__ import annotations
@@ -28,14 +29,15 @@ from graph.run import background
 from graph.run.checkpoint import Checkpoint, key_of
 from graph.run.lines import LineVoicer
 from graph.run.placing import place_language
-from graph.run.revisions import first_state
+from graph.run.revisions import first_state, keep_voices
 from graph.run.stages import Stage
 from graph.run.tracks import OUTPUT_SR, Mix, Mixed, drop_staged, mix_language, write_language_videos
+from graph.run.translate import glossary_table, translate_lines
+from graph.run.voices import job_voices
 from graph.timeline.assign import build_utterances
 from graph.timeline.cues import cue_turns, cue_utterances, named
-from graph.timeline.references import Reference, pick_reference
 from graph.timeline.render import speaker_levels
-from graph.types import Clip, LanguageOutput, SpeakerTurn, Transcript, Translation, Utterance
+from graph.types import LanguageOutput, SpeakerTurn, Transcript, Translation, Utterance
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,8 @@ class DubJob:
     transcript: str | None = None  # an SRT/VTT the user brings instead of ASR (and of diarization when all named)
     translations: dict[str, str] = field(default_factory=dict)  # lang -> a translated SRT/VTT used instead of MT
     state: str | None = None  # where the line state is kept for edits (graph/edits.py); None: not kept
+    references: dict[str, str] = field(default_factory=dict)  # speaker -> the user's reference clip (a path)
+    library: str | None = None  # the voice library's directory (graph/media/library.py)
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ async def dub(
     log.info("[%s] %d lines from %d speakers", job.job_id, len(utterances), len(speakers))
 
     with clock.timed("voices"):
-        conds = await _conditionals(job, stages, source, utterances, turns, store, conditionals, emit)
+        conds = await job_voices(job, stages, source, utterances, turns, store, conditionals, emit)
     synthesizer = await _describe(stages.synthesizer)
 
     bed = await background.finish(bed_source, utterances) if bed_source else None
@@ -194,6 +198,7 @@ async def dub(
     outputs = {lang: replace(mixed[lang].output, files={**mixed[lang].output.files, **videos.get(lang, {})})
                for lang in targets}
     if job.state is not None and store.root is not None:
+        await keep_voices(store, conds)
         state = await asyncio.to_thread(first_state, job, Path(job.state), store, source_language, utterances,
                                         translated, {s: v.key for s, v in conds.items()}, mix, mixed, containers)
         await asyncio.to_thread(StateFile(job.state).save, state)
@@ -270,54 +275,6 @@ async def _from_transcript(job, stages, wave, store, clock, emit) -> tuple[str, 
     return language(source_language, job.sources, what="source").code, cue_utterances(cues, turns), turns
 
 
-@dataclass(frozen=True)
-class Voice:
-    """One speaker's voice as used by a job: its reference and whether this job computed its conditionals."""
-
-    key: str  # conditionals cache key (reference content hash + synthesizer model)
-    ref: Any  # the conditionals: an object-store reference under Ray
-    reference_s: float
-    computed: bool  # False when reused from another job or a checkpoint
-    flags: tuple[str, ...] = ()
-
-    def to_json(self) -> dict:
-        return {"key": self.key, "reference_s": round(self.reference_s, 3), "computed": self.computed,
-                "flags": list(self.flags)}
-
-
-async def _conditionals(job, stages, source: Clip, utterances, turns, store, shared, emit) -> dict[str, Voice]:
-    """Per speaker: conditionals computed once from a picked reference, cached by content hash (also across
-    jobs through ``shared``), kept as one reference that every line of that speaker in every language reads."""
-    shared = {} if shared is None else shared
-    speakers = sorted({u.speaker for u in utterances})
-    tts = job.options.tts
-
-    async def one(speaker: str) -> Voice:
-        ref: Reference = pick_reference(source, speaker, utterances, turns, tts.reference_min_s, tts.reference_max_s)
-        if ref.flags:
-            log.warning("[%s] reference for %s: %s", job.job_id, speaker, ", ".join(ref.flags))
-        key = "conds-" + key_of(ref.key, job.models.get("synthesizer"))
-        computed = False
-        if key not in shared:
-            cached = store.get(key)
-            if cached is not None:
-                shared[key] = stages.put(cached)
-            else:
-                shared[key] = asyncio.ensure_future(_prepare(stages, ref, store, key))
-                computed = True
-        value = shared[key]
-        if asyncio.isfuture(value):
-            value = await value
-            shared[key] = value
-        return Voice(key, value, ref.clip.duration_s, computed, ref.flags)
-
-    voices = {}
-    for done, voice in enumerate(await asyncio.gather(*(one(s) for s in speakers)), start=1):
-        voices[speakers[done - 1]] = voice
-        emit("voices", done, len(speakers))
-    return voices
-
-
 async def _describe(synthesizer: Stage) -> dict[str, Any]:
     """How the synthesizer voices lines (device, batch size, decode options), for the manifest; {} if it cannot say."""
     try:
@@ -326,30 +283,19 @@ async def _describe(synthesizer: Stage) -> dict[str, Any]:
         return {}
 
 
-async def _prepare(stages: Stages, ref: Reference, store: Checkpoint, key: str) -> Any:
-    conds_ref = await stages.synthesizer.call_ref("prepare", ref.clip.samples, ref.clip.sr)
-    if store.root is not None:
-        from graph.run.objects import fetch
-
-        store.put(key, await fetch(conds_ref))
-    return conds_ref
-
-
 async def _translate(job, stages, utterances, source_language, lang, store, clock, emit) -> dict[str, Translation]:
     if lang in job.translations:  # the user's own translation, cue for cue
         emit(f"translate:{lang}", 1, 1)
         return await asyncio.to_thread(read_translation, job.translations[lang], utterances, lang)
     opts = job.options.translate
-    key = "translate-" + key_of(lang, source_language, opts, job.models.get("translator"), [u.text for u in utterances])
+    key = "translate-" + key_of(lang, source_language, opts, job.models.get("translator"), [u.text for u in utterances],
+                                glossary_table(job.options, lang))
     cached = store.get(key)
     if cached is None:
         t0 = time.perf_counter()
         emit(f"translate:{lang}", 0, 1)
-        candidates = await stages.translator.call(
-            "translate", [u.text for u in utterances], source_language, lang, opts
-        )
+        cached = await translate_lines(stages.translator, utterances, source_language, lang, job.options, job.job_id)
         clock.stage_s[f"translate:{lang}"] = round(time.perf_counter() - t0, 3)
-        cached = {u.id: Translation(u.id, lang, tuple(c) or ("",)) for u, c in zip(utterances, candidates)}
         store.put(key, cached)
     emit(f"translate:{lang}", 1, 1)
     return cached

@@ -13,15 +13,20 @@ from graph import audio
 from graph.errors import BadInput, DubError
 from graph.languages import language
 from graph.media.outputs import check_writable, remove_outputs
+from graph.media.transcripts import read_transcript
 from graph.media.video import probe_video, video_formats
 from graph.options import DubOptions
 from graph.run.checkpoint import Checkpoint
-from graph.media.transcripts import read_transcript
 from graph.run.pipeline import DubJob, DubResult, ProgressFn, Stages, dub
 from graph.run.stages import ActorPool, Unstarted
+from graph.run.voices import check_voices
 from graph.timeline.cues import named
 
 log = logging.getLogger(__name__)
+
+MAX_COUNT = 1024  # actors per role, threads per actor, lines per batch
+MAX_RESTARTS = 3  # an actor whose process or node died starts again elsewhere this often, then is dropped
+MAX_WAIT_S = 10.0
 
 
 ROLES = ("asr", "diarizer", "translator", "synthesizer")
@@ -55,15 +60,15 @@ class Replicas:
         counts = {"asr": self.asr, "diarizer": self.diarizer, "translator": self.translator,
                   "synthesizer": self.synthesizer, "synthesizer threads": self.synth_threads,
                   "synthesizer batch": 1 if self.synth_batch is None else self.synth_batch}
-        bad = [f"{name} {value}" for name, value in counts.items() if value < 1]
-        if self.separator < 0:
+        bad = [f"{name} {value}" for name, value in counts.items() if not 1 <= value <= MAX_COUNT]
+        if not 0 <= self.separator <= MAX_COUNT:
             bad.append(f"separator {self.separator}")
-        if self.synth_wait_s < 0:
+        if not 0 <= self.synth_wait_s <= MAX_WAIT_S:
             bad.append(f"batch wait {self.synth_wait_s} s")
         bad += [f"{role} GPU fraction {gpu}" for role, gpu in self.gpu.items() if not 0 <= gpu <= 1]
         if bad:
-            raise BadInput(f"replicas, threads and batch sizes must be >= 1 (separators >= 0), waits >= 0 and GPU "
-                           f"fractions 0..1; got {', '.join(bad)}")
+            raise BadInput(f"replicas, threads and batch sizes must be from 1 to {MAX_COUNT} (separators from 0), "
+                           f"waits from 0 to {MAX_WAIT_S:g} s and GPU fractions 0..1; got {', '.join(bad)}")
 
     @property
     def counts(self) -> dict[str, int]:
@@ -135,6 +140,10 @@ def start_stages(profile, replicas: Replicas = Replicas(), strict: bool = True,
     Synthesizers are ``BatchingSynthesizer`` actors around the profile's class, so the CLI, backfills and Serve
     voice lines the same way (one at a time per thread, or decoded in batches with ``synth_batch``). GPU requests
     are checked against the cluster first (``check_resources``).
+
+    On a cluster, the actors of a role are spread over the nodes that can hold them, and an actor whose node is
+    lost (a spot worker reclaimed) restarts elsewhere: the calls it had in flight run again there (model calls
+    are stateless), and what it returned but was not fetched yet is recomputed by Ray from its lineage.
     """
     import ray
 
@@ -153,7 +162,8 @@ def start_stages(profile, replicas: Replicas = Replicas(), strict: bool = True,
             return Unstarted(role)
         spec = profile.model(role)
         remote = ray.remote(actor or load_object(spec.actor))
-        options = {"num_cpus": 0, "max_concurrency": per_actor, "max_restarts": 1}
+        options = {"num_cpus": 0, "max_concurrency": per_actor, "max_restarts": MAX_RESTARTS,
+                   "max_task_retries": 1, "scheduling_strategy": "SPREAD"}  # fmt: skip
         if replicas.gpu[role] and has_gpu:
             options["num_gpus"] = replicas.gpu[role]
         return ActorPool([remote.options(**options).remote(spec, profile.name, *args)
@@ -208,11 +218,15 @@ def stop_stages(stages: Stages) -> None:
 
 def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, profile, job_id: str | None = None,
              transcript: str | Path | None = None, translations: dict[str, str] | None = None,
-             state: str | Path | None = None) -> DubJob:
-    """Validate everything checkable before any model loads: languages, input file, transcripts, output directory.
+             state: str | Path | None = None, references: dict[str, str | Path] | None = None,
+             library: str | Path | None = None) -> DubJob:
+    """Validate everything checkable before any model loads: languages, input file, transcripts, voice clips and
+    library voices, pronunciations, output directory.
 
     ``translations``: target language -> a translated SRT/WebVTT (cue for cue with the source lines, checked when
-    the lines are known); ``state``: where to keep the line state for edits (graph/edits.py)."""
+    the lines are known); ``state``: where to keep the line state for edits (graph/edits.py); ``references``:
+    speaker -> the user's reference clip for that speaker; ``library``: the voice library's directory (needed when
+    the options name library voices or ask for matching)."""
     for target in options.targets:
         language(target, profile.targets)
     if options.asr.language:
@@ -227,6 +241,10 @@ def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, p
                     for lang, path in (translations or {}).items()}
     for lang, path in translations.items():
         read_transcript(path, f"{lang} translation")
+    references = {speaker: str(path) for speaker, path in (references or {}).items()}
+    library = str(library) if library is not None else None
+    check_voices(options, references, library)
+    _check_phonemes(options, profile)
     check_writable(out_dir)
     return DubJob(
         input=str(input_path),
@@ -239,16 +257,29 @@ def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, p
         transcript=str(transcript) if transcript is not None else None,
         translations=translations,
         state=str(state) if state is not None else None,
+        references=references,
+        library=library,
     )
 
 
-def needed_roles(transcript: str | Path | None, translated: bool = False) -> tuple[str, ...]:
-    """The model roles a job needs: no ASR from a transcript, no diarizer when every cue names its speaker, no
-    translator when every target language comes ``translated``."""
+def _check_phonemes(options: DubOptions, profile) -> None:
+    """Pronunciations in ``[[...]]`` (espeak phonemes) only for a synthesizer that reads them."""
+    from actors.models import load_object
+
+    phonemes = [said for table in options.glossary.pronounce.values() for said in table.values() if "[[" in said]
+    if phonemes and not getattr(load_object(profile.model("synthesizer").actor), "reads_phonemes", False):
+        raise BadInput(f"pronunciations in [[...]] are espeak-ng phonemes, which the {profile.name} profile's "
+                       f"synthesizer does not read ({phonemes[0]!r}); give a respelling instead")
+
+
+def needed_roles(transcript: str | Path | None, match_voices: bool = False, translated: bool = False) -> tuple[str, ...]:
+    """The model roles a job needs: no ASR from a transcript, no diarizer when every cue names its speaker (unless
+    speakers are matched to library voices: the diarizer's embedding model does that), no translator when every
+    target language comes ``translated``."""
     roles = ROLES
     if transcript is not None:
         roles = tuple(r for r in roles if r != "asr")
-        if named(read_transcript(transcript)):
+        if named(read_transcript(transcript)) and not match_voices:
             roles = tuple(r for r in roles if r != "diarizer")
     return tuple(r for r in roles if r != "translator") if translated else roles
 
@@ -282,21 +313,25 @@ def dub_file(
     transcript: str | Path | None = None,
     translations: dict[str, str] | None = None,
     edits: bool = True,
+    references: dict[str, str | Path] | None = None,
+    library: str | Path | None = None,
 ) -> DubResult:
     """Dub one file on a local (embedded) or existing Ray cluster; partial outputs are removed on failure.
 
     ``transcript``: an SRT/WebVTT of what is said, used instead of ASR (and of diarization when every cue names
     its speaker, ``[Alice] ...`` or ``<v Alice>...``); ``translations``: target language -> a translation of it,
     cue for cue, used instead of machine translation. ``edits``: keep what editing lines needs in
-    ``out_dir/.dubgraph/`` (the line state and, unless ``checkpoint_dir`` names another place, the checkpoint)."""
+    ``out_dir/.dubgraph/`` (the line state and, unless ``checkpoint_dir`` names another place, the checkpoint).
+    ``references``: speaker -> a reference clip of their voice, used instead of one picked from the recording;
+    ``library``: the voice library (``options.voices`` maps speakers to its voices)."""
     from graph.run.local_ray import init_ray
 
     state = Path(out_dir) / WORK_DIR if edits else None
     if checkpoint_dir is None and state is not None:
         checkpoint_dir = state / "checkpoint"
     job = make_job(input_path, out_dir, options, profile, transcript=transcript, translations=translations,
-                   state=state)
-    roles = needed_roles(transcript, set(job.translations) >= set(options.targets))
+                   state=state, references=references, library=library)
+    roles = needed_roles(transcript, options.voices.match, set(job.translations) >= set(options.targets))
     check_batching(profile, replicas)
     replicas = needed(replicas, options)
     if not address:

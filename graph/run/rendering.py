@@ -42,9 +42,11 @@ from graph.run.revisions import (
     keep_fits,
     kept_lines,
     translations_of,
+    utterance_of,
     utterances_of,
 )
 from graph.run.tracks import OUTPUT_SR, Mix, Mixed, drop_staged, mix_language, write_language_videos
+from graph.run.translate import translate_lines
 from graph.types import LanguageOutput
 
 log = logging.getLogger(__name__)
@@ -215,9 +217,9 @@ async def _translate(state: JobState, stages: Stages, opts: DubOptions, clock: _
             continue
         emit(f"translate:{lang}", 0, 1)
         with clock.timed(f"translate:{lang}"):
-            found = await stages.translator.call("translate", [line.source_text for line in todo],
-                                                 state.source_language, lang, opts.translate)
-        fresh = {line.id: tuple(c) or ("",) for line, c in zip(todo, found)}
+            found = await translate_lines(stages.translator, [utterance_of(line) for line in todo],
+                                          state.source_language, lang, opts, state.job["job_id"])
+        fresh = {line_id: tuple(t.candidates) for line_id, t in found.items()}
         state.lines = [replace(line, candidates={**line.candidates, lang: fresh[line.id]}) if line.id in fresh
                        else line for line in state.lines]
         emit(f"translate:{lang}", 1, 1)

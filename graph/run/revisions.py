@@ -7,6 +7,7 @@ an unchanged line finds its samples again and a changed one never finds stale on
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -16,6 +17,7 @@ from typing import Any
 from graph.edits import JobState, LineState
 from graph.options import to_dict
 from graph.run.checkpoint import Checkpoint, key_of
+from graph.run.objects import fetch
 from graph.run.placing import Placed
 from graph.run.tracks import Mix, Mixed
 from graph.timeline.solver import Plan
@@ -79,7 +81,11 @@ def kept_lines(state: JobState, store: Checkpoint, lang: str, load: bool = True)
 def utterances_of(state: JobState) -> list[Utterance]:
     """The job's lines as the pipeline's utterances, in source order."""
     lines = sorted(state.lines, key=lambda line: (line.start_s, line.end_s, line.id))
-    return [Utterance(line.id, line.speaker, line.start_s, line.end_s, line.source_text) for line in lines]
+    return [utterance_of(line) for line in lines]
+
+
+def utterance_of(line: LineState) -> Utterance:
+    return Utterance(line.id, line.speaker, line.start_s, line.end_s, line.source_text)
 
 
 def translations_of(state: JobState, lang: str) -> dict[str, Translation]:
@@ -105,6 +111,15 @@ def first_state(job, state_dir: Path, store: Checkpoint, source_language: str, u
              "gains": {lang: m.gains for lang, m in mixed.items()},
              "scale": {lang: m.scale for lang, m in mixed.items()}},
         lines=lines, placed=placed)
+
+
+async def keep_voices(store: Checkpoint, voices: dict) -> None:
+    """Every voice's conditionals in the job's checkpoint, where a re-render reads them: a library voice's are kept
+    in the library, which may lose that voice before the job is edited."""
+    for voice in voices.values():
+        if not await asyncio.to_thread(store.has, voice.key):
+            value = await fetch(voice.ref)
+            await asyncio.to_thread(store.put, voice.key, value)
 
 
 def job_plain(job, state_dir: Path, store: Checkpoint) -> dict[str, Any]:

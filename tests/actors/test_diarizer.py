@@ -21,6 +21,7 @@ from actors.diarizer import Diarizer, normalise_turns
 from actors.diarizer_offline import VoiceClusterDiarizer
 from actors.models import OFFLINE
 from graph.audio import SAMPLE_RATE
+from graph.errors import BadAudio
 from graph.options import DiarizeOptions
 from graph.types import SpeakerTurn
 
@@ -202,3 +203,38 @@ def test_pyannote_metrics_are_opted_out(tiny_pyannote_spec, monkeypatch):
 def test_tiny_pyannote_spec_shape(tiny_pyannote_spec):
     assert tiny_pyannote_spec.kind == "path" and Path(tiny_pyannote_spec.source, "config.yaml").is_file()
     assert re.fullmatch(r"tests\.fixtures\.tiny_pyannote:load", tiny_pyannote_spec.loader)
+
+
+def _speaker_audio(sample, reference, label, part):
+    """One speaker's turns of the sample (first or second half of them), concatenated."""
+    spans = [(s, e) for s, e, lab in reference if lab == label and e - s > 1.0]
+    half = spans[: len(spans) // 2] if part == 0 else spans[len(spans) // 2 :]
+    return np.concatenate([sample[int(s * SAMPLE_RATE) : int(e * SAMPLE_RATE)] for s, e in half])
+
+
+def test_offline_embedding_tells_the_two_speakers_apart(offline, sample, reference):
+    """Resemblyzer's d-vector of one clip: one speaker's two halves are closer than the two speakers."""
+    a0, a1, b0 = (offline.embed(_speaker_audio(sample, reference, label, part), SAMPLE_RATE)
+                  for label, part in (("speaker90", 0), ("speaker90", 1), ("speaker91", 0)))
+    assert a0.model == OFFLINE.model("diarizer").name and a0.threshold == 0.85
+    assert a0.vector.shape == (256,) and np.linalg.norm(a0.vector) == pytest.approx(1.0, abs=1e-5)
+    assert float(a0.vector @ a1.vector) > float(a0.vector @ b0.vector)
+    resampled = offline.embed(_speaker_audio(sample, reference, "speaker90", 0)[::2], SAMPLE_RATE // 2)
+    assert float(resampled.vector @ a0.vector) > 0.9  # any rate in, the same voice out
+
+
+def test_offline_embedding_refuses_a_clip_without_speech(offline):
+    with pytest.raises(BadAudio, match="silent"):
+        offline.embed(np.zeros(SAMPLE_RATE * 3, np.float32), SAMPLE_RATE)
+    noise = np.random.default_rng(0).normal(0, 0.001, SAMPLE_RATE * 3).astype(np.float32)
+    with pytest.raises(BadAudio, match="s of speech"):
+        offline.embed(noise, SAMPLE_RATE)
+
+
+def test_pyannote_embedding_is_the_pipelines_own_model(tiny, tiny_pyannote_spec, sample):
+    clip = sample[: 8 * SAMPLE_RATE]
+    one, again = tiny.embed(clip, SAMPLE_RATE), tiny.embed(clip, SAMPLE_RATE)
+    assert one.model == tiny_pyannote_spec.name and one.threshold == 0.5
+    assert one.vector.shape == (32,) and np.linalg.norm(one.vector) == pytest.approx(1.0, abs=1e-5)
+    assert np.allclose(one.vector, again.vector)
+    assert not np.allclose(one.vector, tiny.embed(sample[-8 * SAMPLE_RATE :], SAMPLE_RATE).vector)

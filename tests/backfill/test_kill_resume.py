@@ -1,14 +1,13 @@
 """A backfill SIGKILLed mid-run (its own embedded Ray with it) resumes: nothing finished is redone, nothing lost."""
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+
+from tests.processes import kill_session
 
 from .helpers import ROOT, backfill, checkpoint_mtimes, output_mtimes, run_manifest
 
@@ -25,31 +24,6 @@ def wait_for_done(out, proc, at_least: int, log) -> dict:
                 return items
         time.sleep(0.05)
     pytest.fail(f"backfill exited ({proc.poll()}) or stalled before {at_least} done:\n{log.read_text()[-3000:]}")
-
-
-def session_pids(sid: int) -> list[int]:
-    """Processes of session ``sid``: the backfill, its embedded Ray and Ray's workers (own process groups)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid:  # fields after "(comm)": state ppid pgrp session ...
-            pids.append(int(stat.parent.name))
-    return pids
-
-
-def kill_session(proc) -> None:
-    """SIGKILL the backfill with everything it started, as a crash or an OOM kill of the machine would."""
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    deadline = time.monotonic() + 30
-    while (left := session_pids(proc.pid)) and time.monotonic() < deadline:
-        time.sleep(0.2)  # Ray's workers exit by themselves once their raylet is gone
-    for pid in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
 
 
 def test_killed_backfill_resumes_without_redoing_finished_work(offline_stages, clip_dir, tmp_path):

@@ -14,8 +14,8 @@ from graph.edits import Edit, StateFile
 from graph.errors import BadInput
 from graph.options import DubOptions
 from graph.run import rendering
-from graph.run.pipeline import DubJob, Stages, dub
 from graph.run.checkpoint import Checkpoint
+from graph.run.pipeline import DubJob, Stages, dub
 from graph.run.stages import LocalStage, Unstarted
 from tests.run.stand_ins import F0, Script, Turns
 from tests.run.stand_ins import recording as write_recording

@@ -1,13 +1,19 @@
-"""A test synthesizer: espeak-ng (the offline profile's voice) with a control actor the tests steer it by.
+"""Test synthesizers: espeak-ng (the offline profile's voice) that tests can count and steer.
 
-The control counts every line actually synthesized, can slow lines down (so a test can act mid-job), fail the
-lines of chosen seeds (a line that always fails) and hold lines at a gate (a quiet moment to restart at).
+``CountingSynthesizer`` goes through a control actor, which counts every line actually synthesized, can slow
+lines down (so a test can act mid-job), fail the lines of chosen seeds (a line that always fails) and hold lines
+at a gate (a quiet moment to restart at). ``LoggedSynthesizer`` does the counting and holding with files, for
+tests that kill the whole Ray cluster.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import json
 import os
+import time
+from pathlib import Path
 
 import ray
 
@@ -80,3 +86,42 @@ class CountingSynthesizer(EspeakSynthesizer):
             return clip
         finally:
             ray.get(ctl.leave.remote(text, seed, pid, done, pace))
+
+
+LOG_ENV = "DUBGRAPH_TEST_SYNTH_LOG"  # JSON lines: {"event": "enter"|"start"|"done", "seed", "text", "pid"}
+GATE_ENV = "DUBGRAPH_TEST_SYNTH_GATE"  # while this file exists, it holds how many lines may start in all
+
+
+class LoggedSynthesizer(EspeakSynthesizer):
+    """EspeakSynthesizer that records every line in a file and lets only as many start as a gate file allows.
+
+    Unlike the control actor, the record and the gate are files: they outlive a Ray cluster that is SIGKILLed.
+    """
+
+    def synthesize(self, text, language, conditionals, seed=0, exaggeration=0.5, cfg_weight=0.5, temperature=0.8,
+                   pace=1.0):
+        self._record("enter", text, seed)  # the call reached a replica: in flight from here
+        self._record("start", text, seed, wait=True)
+        clip = super().synthesize(text, language, conditionals, seed, exaggeration, cfg_weight, temperature, pace)
+        self._record("done", text, seed)
+        return clip
+
+    @staticmethod
+    def _record(event: str, text: str, seed: int, wait: bool = False) -> None:
+        log, gate = Path(os.environ[LOG_ENV]), Path(os.environ[GATE_ENV])
+        entry = json.dumps({"event": event, "seed": seed, "text": text, "pid": os.getpid()}) + "\n"
+        while True:
+            with open(log, "a+") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)  # replicas in other processes count and append one at a time
+                f.seek(0)
+                started = sum(json.loads(line)["event"] == "start" for line in f if line.strip())
+                allowed = int(gate.read_text()) if wait and gate.exists() else None
+                if allowed is None or started < allowed:
+                    f.write(entry)
+                    return
+            time.sleep(0.05)  # held at the gate, as a slow replica would be
+
+
+def logged(log: Path) -> list[dict]:
+    """What LoggedSynthesizer recorded."""
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []

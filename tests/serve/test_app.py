@@ -1,11 +1,14 @@
-"""The HTTP API on real Serve (local Ray, CPU, offline profile): end to end, errors, a killed replica, 16 jobs.
+"""The HTTP API on real Serve (local Ray, CPU, offline profile): end to end, errors, hostile uploads, a full disk,
+a killed replica, 16 jobs.
 
-The synthesizer is espeak-ng behind the test control (tests/serve/synth.py), which counts and can slow lines.
+The synthesizer is espeak-ng behind the test control (tests/serve/synth.py), which counts and can slow lines. The
+job store is a tmpfs where the test may mount one, so a full disk is a real one.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import time
@@ -16,20 +19,36 @@ import ray
 import soundfile as sf
 
 from bench.timing import audit
+from graph.run.lines import line_seed
 from tests.fixtures import make_dialogue
+from tests.serve import hostile
 from tests.serve.conftest import APP, deploy, submit, tone, wait_for
+from tests.serve.disk import MountRefused, Tmpfs
 from tests.serve.synth import control
 
 KEY = "serve-test-key"
 
 
 @pytest.fixture(scope="module")
-def client(serve_port, sample_wav, tmp_path_factory):
+def jobs_disk(tmp_path_factory):
+    """The job store's directory: a 512 MB tmpfs (None where mounting is refused: a plain directory)."""
+    root = tmp_path_factory.mktemp("jobs")
+    try:
+        disk = Tmpfs(root, size_mb=512)
+    except MountRefused:
+        yield None, root
+        return
+    yield disk, root
+    disk.close()
+
+
+@pytest.fixture(scope="module")
+def client(serve_port, sample_wav, jobs_disk):
     from ray import serve
 
-    jobs = tmp_path_factory.mktemp("jobs")
-    http = deploy(serve_port, job_dir=str(jobs), api_key=KEY, max_upload_mb=4, max_duration_s=120,
-                  max_running_jobs=16, input_roots=[str(sample_wav.parent)])  # fmt: skip
+    http = deploy(serve_port, job_dir=str(jobs_disk[1]), api_key=KEY, max_upload_mb=4, max_duration_s=120,
+                  max_running_jobs=16, input_roots=[str(sample_wav.parent)], max_body_kb=64, body_timeout_s=3,
+                  body_min_kbps=1, min_free_mb=1)  # fmt: skip
     yield http
     http.close()
     serve.delete(APP)
@@ -143,10 +162,117 @@ def test_every_error_is_json_and_the_server_keeps_serving(client, sample_wav, tm
     assert client.get(f"/v1/dubs/{status['id']}").status_code == 404
 
 
+ANSWER_BOUND_S = 20.0  # each hostile request is answered within this (the machine may be loaded)
+
+
+def test_hostile_uploads_each_get_a_clear_answer_in_time_and_a_normal_job_still_succeeds(
+    client, serve_port, dialogue, tmp_path
+):
+    """A bounded fuzz of hostile requests: each is answered within ANSWER_BOUND_S with a 4xx naming the problem,
+    except real audio in an odd shape (10 channels at 192 kHz, an mp3 named .wav), which is accepted and decoded
+    by content (downmixed, rate capped) and settles; then a normal job is dubbed."""
+    many = hostile.many_channels(tmp_path / "ten.wav")
+    mp3 = hostile.as_mp3(dialogue.path, tmp_path / "d.mp3")
+    key = {"X-API-Key": KEY}
+
+    def dub(audio: bytes, name: str, **data):
+        return client.post("/v1/dubs", data={"targets": "pt-br", **data}, files={"audio": (name, audio, "audio/wav")})
+
+    def form_fields(count: int):
+        return client.post("/v1/dubs", data={f"f{i}": "x" for i in range(count)}, files={"audio": ("a.wav", b"x")})
+
+    chunked_json = (b'{"texts": ["' + b"a" * 2**16 for _ in range(80))  # 5 MB, no Content-Length
+    boundary = "hostileboundary"
+    cases = [
+        ("random bytes named .wav", 415, "re-export", lambda: dub(hostile.noise(21, 200_000), "noise.wav")),
+        ("random bytes named .mp3", 415, "re-export", lambda: dub(hostile.noise(22, 200_000), "noise.mp3")),
+        ("random bytes named .m4a", 415, "re-export", lambda: dub(hostile.noise(23, 200_000), "noise.m4a")),
+        ("zero-length .flac", 415, "empty", lambda: dub(b"", "empty.flac")),
+        ("an HLS playlist named .wav", 415, "playlist", lambda: dub(hostile.playlist(dialogue.path), "a.wav")),
+        ("an HLS playlist (.m3u8)", 415, "playlist", lambda: dub(hostile.playlist(dialogue.path), "a.m3u8")),
+        ("an ffconcat list", 415, "ffconcat", lambda: dub(f"ffconcat version 1.0\nfile {dialogue.path}\n".encode(),
+                                                           "list.txt")),
+        ("a WAV header declaring 10 h", 413, "36000 s long", lambda: dub(hostile.wav_declaring(10), "long.wav")),
+        ("absurd options", 422, "num_beams must be from 1 to 16",
+         lambda: dub(mp3, "d.mp3", options='{"translate": {"num_beams": 1000000}}')),
+        ("1000 form fields", 422, "Too many fields", lambda: form_fields(1000)),
+        ("5 MB of JSON, streamed", 413, "at most 64 KB here",
+         lambda: client.post("/v1/translate", content=chunked_json, headers={"Content-Type": "application/json"})),
+        ("deeply nested JSON (translate)", 422, "",
+         lambda: client.post("/v1/translate", content=hostile.nested_json(20_000),
+                             headers={"Content-Type": "application/json"})),  # fmt: skip
+        ("deeply nested JSON (dub)", 422, "not valid JSON",
+         lambda: client.post("/v1/dubs", content=hostile.nested_json(20_000),
+                             headers={"Content-Type": "application/json"})),  # fmt: skip
+        ("a 2 GB Content-Length with a short body", 413, None,
+         lambda: hostile.raw_post(serve_port, "/v1/dubs", {**key, "Content-Length": str(2**31),
+                                  "Content-Type": f"multipart/form-data; boundary={boundary}"},
+                                  hostile.multipart_head(boundary))),  # fmt: skip
+        ("a slow-loris upload", 408, None,
+         lambda: hostile.raw_post(serve_port, "/v1/dubs", {**key, "Content-Length": "100000",
+                                  "Content-Type": f"multipart/form-data; boundary={boundary}"},
+                                  hostile.multipart_head(boundary), trickle=b"\0" * 1000, pace_s=0.25)),  # fmt: skip
+        ("10 channels at 192 kHz", 202, None, lambda: dub(many, "ten.wav")),
+        ("an mp3 named .wav", 202, None, lambda: dub(mp3, "dialogue.wav")),
+    ]
+    answers, accepted = {}, {}
+    for name, expected, message, request in cases:
+        t0 = time.monotonic()
+        response = request()
+        elapsed = time.monotonic() - t0
+        status = response if isinstance(response, int) else response.status_code
+        answers[name] = (status, round(elapsed, 2))
+        assert status == expected and elapsed < ANSWER_BOUND_S, (name, status, elapsed, getattr(response, "text", ""))
+        if isinstance(response, int):
+            continue
+        if status == 202:
+            accepted[name] = response.json()["id"]
+            continue
+        error = response.json()["error"]
+        assert error["status"] == expected and message.lower() in error["message"].lower(), (name, error)
+        assert "Traceback" not in response.text and "/input" not in error["message"]
+    assert client.get("/healthz").json() == {"status": "ok"}
+    normal = submit(client, dialogue.path)
+    odd = {name: wait_for(client, job_id) for name, job_id in accepted.items()}
+    assert odd["an mp3 named .wav"]["status"] == "done", odd  # sniffed by content, not by its name
+    assert odd["10 channels at 192 kHz"]["status"] in ("done", "failed"), odd  # a tone: no speech, said so
+    if odd["10 channels at 192 kHz"]["status"] == "failed":
+        assert odd["10 channels at 192 kHz"]["error"]["type"] == "BadAudio", odd
+    assert wait_for(client, normal)["status"] == "done"
+    answers.update({f"{name}: job": odd[name]["status"] + (f" ({odd[name]['error']['type']}: "
+                    f"{odd[name]['error']['message']})" if "error" in odd[name] else "") for name in odd})  # fmt: skip
+    print("hostile requests answered:", json.dumps(answers))
+
+
+def test_a_full_disk_answers_507_and_the_server_recovers(client, jobs_disk, sample_wav):
+    disk, root = jobs_disk
+    if disk is None:
+        pytest.skip("no tmpfs here: the injected full disk of tests/serve/test_runner_faults.py covers this path")
+    wav = sample_wav.read_bytes()
+    disk.fill()
+    try:
+        full = client.post("/v1/dubs", data={"targets": "pt-br"}, files={"audio": ("a.wav", wav, "audio/wav")})
+    finally:
+        disk.free()
+    assert full.status_code == 507, full.text
+    assert full.json()["error"]["type"] == "InsufficientStorage" and "disk" in full.json()["error"]["message"]
+    assert not [p for p in root.iterdir() if p.is_dir() and len(p.name) == 22 and not any(p.iterdir())]
+    response = client.post("/v1/dubs", data={"targets": "pt-br"}, files={"audio": ("a.wav", wav, "audio/wav")})
+    assert response.status_code == 202, response.text
+    client.delete(f"/v1/dubs/{response.json()['id']}")
+
+
+def test_with_a_key_the_schema_needs_it_and_the_browsable_docs_are_off(client):
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+    assert client.get("/openapi.json", headers={"X-API-Key": ""}).status_code == 401
+    schema = client.get("/openapi.json")
+    assert schema.status_code == 200 and "/v1/dubs" in schema.json()["paths"]
+
+
 def test_killed_synthesizer_replica_mid_job(client, dialogue):
     """Lines in flight on a killed replica are retried elsewhere; a line that fails twice is flagged, not fatal."""
     ctl = control()
-    ray.get(ctl.configure.remote(delay_s=1.0, fail_seeds=[1]))  # seed 1 = line u0001: it always fails
+    ray.get(ctl.configure.remote(delay_s=1.0, fail_seeds=[line_seed(0, "u0001")]))  # line u0001 always fails
     try:
         job_id = submit(client, dialogue.path)
         while not (busy := [pid for pid, n in ray.get(ctl.state.remote())["inside"].items() if n > 0]):
