@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import threading
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from actors.models import Profile
+from graph.errors import EditConflict
 from graph.jobs.runner import JobQueueFull, JobRunner, Limits
 from graph.jobs.store import ID_PATTERN, JobStore
 from graph.options import DubOptions
@@ -197,3 +199,56 @@ def test_failures_are_reported_with_a_reason_and_no_traceback(recording, tmp_pat
     silent_error, crashed_error = asyncio.run(main())
     assert silent_error["type"] == "BadAudio" and "silent" in silent_error["message"]
     assert crashed_error["type"] == "InternalError" and "Traceback" not in crashed_error["message"]
+
+
+async def _until(predicate, timeout_s: float = 30) -> None:
+    for _ in range(int(timeout_s / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError("condition not met")
+
+
+def test_a_render_stopped_by_a_restart_resumes_and_ends_done_at_the_next_revision(recording, tmp_path):
+    """Edits are refused while a job renders; a runner closed mid-render leaves the job rendering, its last
+    revision served; the next start renders it again to the end."""
+    store = JobStore(tmp_path)
+    voice = GatedVoice(open_lines=10_000)
+
+    async def before():
+        runner = JobRunner(store, stages(voice), PROFILE)
+        await runner.start()
+        record = await runner.submit(OPTIONS, copier(recording))
+        assert await settled(runner, record.id) == "done"
+        listed = await asyncio.to_thread(runner.editor.lines, record.id, None)
+        line = listed["lines"][1]
+        edited = await runner.editor.edit(record.id, line["id"], {"text": "Uma frase nova."}, line["revision"])
+        assert edited["stale"] and edited["revision"] == line["revision"] + 1
+        voice.open_lines = voice.admitted  # the render's line waits at the gate
+        assert await runner.editor.request_render(record.id, 0)
+        await _until(lambda: voice.admitted > voice.open_lines)
+        assert runner.status(record.id)["status"] == "rendering"
+        with pytest.raises(EditConflict, match="rendering"):
+            await runner.editor.edit(record.id, line["id"], {"text": "Outra."}, None)
+        with pytest.raises(EditConflict, match="rendering"):
+            await runner.editor.request_render(record.id, None)
+        await runner.close()
+        voice.gate.set()
+        return record.id, line["id"]
+
+    async def after(job_id):
+        runner = JobRunner(store, stages(ToneVoice()), PROFILE)
+        await runner.start()
+        assert await settled(runner, job_id) == "done"
+        await runner.close()
+        return runner.status(job_id)
+
+    job_id, line_id = asyncio.run(before())
+    assert store.get(job_id).status == "rendering"
+    status = asyncio.run(after(job_id))
+    assert status["revision"] == 1, status
+    assert any("revision 1: lines regenerated: pt-br 1" in e["message"] for e in status["log"]), status["log"]
+    manifest = json.loads((store.out_dir(job_id) / "manifest.json").read_text())
+    placed = {line["utterance_id"]: line for line in manifest["languages"]["pt-br"]["lines"]}
+    assert placed[line_id]["text"] == "Uma frase nova." and placed[line_id]["revision"] == 1
+    assert not (store.out_dir(job_id) / ".render").exists()  # the staged files moved into place
