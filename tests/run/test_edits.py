@@ -247,3 +247,32 @@ def test_renders_and_edits_of_one_job_take_turns(tmp_path):
     state = StateFile(out / ".dubgraph").load()
     assert rendered.revision == state.revision == 1 and line.revision == 1
     assert state.line("u0001").stale and not state.line("u0000").stale
+
+
+def test_the_cli_lists_and_edits_lines_and_refuses_bad_edits_with_exit_2(tmp_path, capsys):
+    from graph.cli.main import main
+
+    out = first_pass(tmp_path)
+    state = (out / ".dubgraph" / "lines.npz").read_bytes()
+    assert main(["lines", str(out), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["revision"] == 0 and [line["id"] for line in listed["lines"]] == ["u0000", "u0001", "u0002", "u0003"]
+    bad = [["--line", "u9999", "--text", "x"], ["--line", "u0001", "--text", "x" * 2001],
+           ["--line", "u0001", "--start", "3.0", "--end", "2.0"], ["--line", "u0001", "--start", "0", "--end", "99"],
+           ["--line", "u0001", "--speaker", "nobody"], ["--line", "u0001"], ["--line", "u0001", "--lang", "xx",
+                                                                             "--text", "x"]]
+    for args in bad:
+        assert main(["edit", str(out), *args]) == 2, args
+        assert capsys.readouterr().err.startswith("error: ")
+    (tmp_path / "edits.json").write_text(json.dumps([{"id": "u0000", "locked": True},
+                                                     {"id": "u0003", "end_s": 0.1}]))  # the second is bad: none
+    assert main(["edit", str(out), "--file", str(tmp_path / "edits.json")]) == 2
+    assert "u0003" in capsys.readouterr().err
+    assert (out / ".dubgraph" / "lines.npz").read_bytes() == state  # nothing changed
+    (tmp_path / "edits.json").write_text(json.dumps([{"id": "u0000", "locked": True},
+                                                     {"id": "u0002", "text": "Texto novo.", "if_match": 0}]))
+    assert main(["edit", str(out), "--file", str(tmp_path / "edits.json")]) == 0
+    assert main(["edit", str(out), "--line", "u0002", "--text", "De novo.", "--if-match", "0"]) == 2  # stale
+    assert "revision 1, not 0" in capsys.readouterr().err
+    lines = {line["id"]: line for line in StateFile(out / ".dubgraph").load().view(None, "j")["lines"]}
+    assert lines["u0000"]["locked"] and lines["u0002"]["text"] == "Texto novo." and lines["u0002"]["stale"]
