@@ -329,3 +329,35 @@ def test_page_is_served_with_its_vendored_library(client):
         assert served.status_code == 200 and "javascript" in served.headers["content-type"]
         assert hashlib.sha256(served.content).hexdigest() == sha, f"{name} differs from VERSIONS: make vendor-web"
         assert (WEB_DIR / "static" / "vendor" / f"LICENSE.{name}.txt").is_file()
+
+
+def test_a_line_edited_on_the_page_is_regenerated_into_a_new_revision(page, client, done_job, console, screens):
+    """Select a line, change its text, save, regenerate: the job's next revision shows the new text."""
+    from playwright.sync_api import expect
+
+    revision = client.get(f"/v1/dubs/{done_job}").json()["revision"]
+    line = client.get(f"/v1/dubs/{done_job}/lines").json()["lines"][1]
+    page.goto(f"/#/jobs/{done_job}")
+    if page.locator("#key-dialog").is_visible():
+        _enter_key(page)
+    block = page.locator(f'.block[data-line="{line["id"]}"]')
+    expect(block).to_be_visible()
+    block.click()
+    form = page.locator("#edit")
+    expect(form).to_be_visible()
+    text = "Uma frase corrigida na página."
+    form.locator("[name=text]").fill(text)
+    form.get_by_role("button", name="Save the edit").click()
+    expect(page.locator("#edit-state")).to_have_text("Saved. Regenerate to hear the change.")
+    edited = next(e for e in client.get(f"/v1/dubs/{done_job}/lines").json()["lines"] if e["id"] == line["id"])
+    assert edited["text"] == text and edited["stale"] and edited["revision"] == line["revision"] + 1
+    expect(page.locator("#render")).to_have_text("Regenerate 1 edited line")
+    screens(page, "edited")
+    page.locator("#render").click()
+    expect(block).to_contain_text(text, timeout=JOB_MS)  # the page reloaded the new revision
+    status = client.get(f"/v1/dubs/{done_job}").json()
+    assert status["status"] == "done" and status["revision"] == revision + 1
+    placed = client.get(status["links"]["manifest"]).json()["languages"]["pt-br"]["lines"]
+    assert next(p for p in placed if p["utterance_id"] == line["id"])["text"] == text
+    screens(page, "rendered")
+    assert console.take() == []
