@@ -20,7 +20,7 @@ from graph.run.checkpoint import Checkpoint
 from graph.run.pipeline import DubJob, DubResult, ProgressFn, Stages, dub
 from graph.run.stages import ActorPool, Unstarted
 from graph.run.voices import check_voices
-from graph.timeline.cues import named
+from graph.timeline.cues import aligned_texts, cue_utterances, named
 
 log = logging.getLogger(__name__)
 
@@ -233,14 +233,17 @@ def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, p
         language(options.asr.language, profile.sources, what="source")
     audio.probe(input_path, options.audio_track)
     video_formats(options.formats, probe_video(input_path, options.audio_track), input_path)
+    cues = None
     if transcript is not None:
-        read_transcript(transcript)
+        cues = read_transcript(transcript)
         if not options.asr.language and len(profile.sources) != 1:
             raise BadInput("a job that starts from a transcript needs its language: give the source language")
     translations = {language(lang, options.targets, what="translated").code: str(path)
                     for lang, path in (translations or {}).items()}
     for lang, path in translations.items():
-        read_transcript(path, f"{lang} translation")
+        translated = read_transcript(path, f"{lang} translation")
+        if cues is not None:  # the lines are the transcript's cues: check the alignment now, not mid-job
+            aligned_texts(translated, cue_utterances(cues), f"the {lang} translation {Path(path).name}")
     references = {speaker: str(path) for speaker, path in (references or {}).items()}
     library = str(library) if library is not None else None
     check_voices(options, references, library)

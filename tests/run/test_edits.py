@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from actors.models import Profile
 from graph.edits import Edit, StateFile
 from graph.errors import BadInput
 from graph.options import DubOptions
 from graph.run import rendering
 from graph.run.checkpoint import Checkpoint
 from graph.run.pipeline import DubJob, Stages, dub
+from graph.run.pools import make_job
 from graph.run.stages import LocalStage, Unstarted
 from tests.run.stand_ins import F0, Script, Turns
 from tests.run.stand_ins import recording as write_recording
@@ -220,6 +222,19 @@ def test_a_translated_transcript_replaces_machine_translation(tmp_path):
     _srt(translation, [(a + 3.0, b + 3.0, t) for (_, a, b, _), t in zip(LINES, said)])
     with pytest.raises(BadInput, match="cue 1 .* does not line up with source line u0000"):
         asyncio.run(dub(job, bare))
+    # from a transcript the lines are known before the job starts: make_job refuses (422 / exit 2) up front
+    profile = Profile("tone", "in-process stand-ins", (), sources=("en",), targets=("pt-br",))
+    options = DubOptions(targets=("pt-br",), profile="tone")
+    with pytest.raises(BadInput, match="cue 1 .* does not line up with source line u0000"):
+        make_job(recording, tmp_path / "again", options, profile, transcript=transcript,
+                 translations={"pt-br": translation})
+    _srt(translation, [(a, b, t) for (_, a, b, _), t in zip(LINES[:-1], said)])
+    with pytest.raises(BadInput, match="has 3 cues for 4 source lines"):
+        make_job(recording, tmp_path / "again", options, profile, transcript=transcript,
+                 translations={"pt-br": translation})
+    (tmp_path / "broken.srt").write_text("1\nnot a time line\nHello\n")
+    with pytest.raises(BadInput):
+        make_job(recording, tmp_path / "again", options, profile, transcript=tmp_path / "broken.srt")
 
 
 def test_renders_and_edits_of_one_job_take_turns(tmp_path):
