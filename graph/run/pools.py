@@ -158,7 +158,7 @@ def start_stages(profile, replicas: Replicas = Replicas(), strict: bool = True,
         check_resources(replicas, cluster, strict, roles)
 
     def pool(role: str, actor: type | None = None, per_actor: int = 1, args: tuple = ()) -> ActorPool | Unstarted:
-        if role not in roles:
+        if role not in (*roles, "separator"):  # the separator pool is asked for by ``replicas.separator``
             return Unstarted(role)
         spec = profile.model(role)
         remote = ray.remote(actor or load_object(spec.actor))

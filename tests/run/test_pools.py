@@ -66,7 +66,8 @@ def test_an_actor_that_cannot_be_placed_fails_the_wait_with_what_is_missing(ray_
 
     stuck = ray.remote(Idle).options(resources={"no_such_accelerator": 1}).remote()
     stages = type("S", (), {"asr": Unstarted("asr"), "diarizer": Unstarted("diarizer"),
-                            "translator": ActorPool([ray.remote(Idle).remote()]), "synthesizer": ActorPool([stuck])})
+                            "translator": ActorPool([ray.remote(Idle).remote()]), "synthesizer": ActorPool([stuck]),
+                            "separator": None})
     try:
         with pytest.raises(DubError, match=r"model actors not up after 2 s \(synthesizer\); the cluster has .* free"):
             wait_ready(stages, timeout_s=2, report_s=0.5)

@@ -32,8 +32,10 @@ class Console:
         return [e for e in errors if not ((m := HTTP_ERROR.search(e)) and int(m.group(1)) in expected)]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
+    """One browser per module: Playwright's sync API keeps its event loop marked running in this thread while it
+    is open, so it must be closed before later tests call ``asyncio.run``."""
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).is_file():
