@@ -337,13 +337,19 @@ def test_a_line_edited_on_the_page_is_regenerated_into_a_new_revision(page, clie
 
     revision = client.get(f"/v1/dubs/{done_job}").json()["revision"]
     line = client.get(f"/v1/dubs/{done_job}/lines").json()["lines"][1]
-    page.goto(f"/#/jobs/{done_job}")
-    if page.locator("#key-dialog").is_visible():
-        _enter_key(page)
+    with page.expect_response(lambda r: "/lines?lang=" in r.url and r.ok, timeout=JOB_MS):  # editing attached
+        page.goto(f"/#/jobs/{done_job}")
+        if page.locator("#key-dialog").is_visible():
+            _enter_key(page)
     block = page.locator(f'.block[data-line="{line["id"]}"]')
-    expect(block).to_be_visible()
-    block.click()
     form = page.locator("#edit")
+    for _ in range(5):  # the page takes the lines in just after their response arrives
+        block.click()
+        try:
+            form.wait_for(state="visible", timeout=2000)
+            break
+        except Exception:  # noqa: BLE001 - not selectable yet: click again
+            continue
     expect(form).to_be_visible()
     text = "Uma frase corrigida na página."
     form.locator("[name=text]").fill(text)
