@@ -329,4 +329,3 @@ def test_page_is_served_with_its_vendored_library(client):
         assert served.status_code == 200 and "javascript" in served.headers["content-type"]
         assert hashlib.sha256(served.content).hexdigest() == sha, f"{name} differs from VERSIONS: make vendor-web"
         assert (WEB_DIR / "static" / "vendor" / f"LICENSE.{name}.txt").is_file()
-
