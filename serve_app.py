@@ -16,12 +16,13 @@ import time
 
 import ray
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Application
 
 from actors.serving import Diarizer, Separator, Synthesizer, Transcriber, Translator, profile_with, serve_stages
+from graph.edits import parse_revision
 from graph.errors import BadInput, DubError, JobNotFound, RequestTooLarge
 from graph.jobs import bodies
 from graph.jobs import http as api
@@ -118,6 +119,14 @@ class DubIngress:
         route("/v1/dubs/{job_id}", self.get_dub, methods=["GET"], dependencies=guard, summary="Job status")
         route("/v1/dubs/{job_id}", self.delete_dub, methods=["DELETE"], dependencies=guard,
               summary="Cancel a job and delete its files")
+        route("/v1/dubs/{job_id}/lines", self.get_lines, methods=["GET"], dependencies=guard,
+              summary="A done job's lines in one language (lang: the first target by default)")
+        route("/v1/dubs/{job_id}/lines/{line_id}", self.patch_line, methods=["PATCH"], dependencies=guard,
+              openapi_extra=_PATCH_BODY, summary="Edit a line (If-Match: its revision); regenerated at the next render")
+        route("/v1/dubs/{job_id}/lines/{line_id}/audio", self.get_line_audio, methods=["GET"], dependencies=guard,
+              summary="A line's placed clip (WAV) in one language")
+        route("/v1/dubs/{job_id}/render", self.render_dub, methods=["POST"], status_code=202, dependencies=guard,
+              summary="Regenerate what the edits made stale (If-Match: the job's revision)")
         route("/v1/dubs/{job_id}/{name}", self.get_artifact, methods=["GET"], dependencies=guard,
               summary="A finished job's <lang>.wav|flac|srt|vtt|mp4|mov|mkv|webm, dubbed.<video format>, "
                       "original.flac or manifest.json (Range supported)")
@@ -142,7 +151,7 @@ class DubIngress:
         self.runner.check_space(int(declared) if declared.isdigit() else 0)
         async with api.dub_request(request, int(self.args.max_voice_mb * 2**20)) as (fields, upload, voices):
             options = api.dub_options(fields, self.profile)
-            saver = api.input_saver(fields, upload, self.args.input_roots)
+            saver = api.job_saver(fields, upload, self.args.input_roots, options.targets)
             record = await self.runner.submit(options, saver, api.voice_saver(voices))
         location = f"{request.scope.get('root_path', '')}/v1/dubs/{record.id}"
         return JSONResponse(self._status(request, record.id), 202, {"Location": location})
@@ -168,9 +177,25 @@ class DubIngress:
             raise JobNotFound(f"no job {job_id!r} (finished jobs stay until deleted; deleted ones are gone)")
         return {"id": job_id, "deleted": True}
 
+    async def get_lines(self, job_id: str, lang: str | None = None) -> dict:
+        return await asyncio.to_thread(self.runner.editor.lines, job_id, lang)
+
+    async def patch_line(self, request: Request, job_id: str, line_id: str) -> JSONResponse:
+        body = await api.json_object(request)
+        line = await self.runner.editor.edit(job_id, line_id, body, parse_revision(request.headers.get("if-match")))
+        return JSONResponse(line, headers={"ETag": f'"{line["revision"]}"'})
+
+    async def get_line_audio(self, job_id: str, line_id: str, lang: str | None = None) -> Response:
+        data = await asyncio.to_thread(self.runner.editor.line_audio, job_id, line_id, lang)
+        return Response(data, media_type="audio/wav")
+
+    async def render_dub(self, request: Request, job_id: str) -> JSONResponse:
+        queued = await self.runner.editor.request_render(job_id, parse_revision(request.headers.get("if-match")))
+        return JSONResponse(self._status(request, job_id), 202 if queued else 200)
+
     async def get_artifact(self, job_id: str, name: str) -> FileResponse:
         record = self.runner.store.get(job_id)
-        if record is None or record.status != "done":
+        if record is None or record.status not in ("done", "rendering"):
             state = "unknown" if record is None else record.status
             raise JobNotFound(f"job {job_id!r} is {state}: its files appear when its status is done")
         path, media_type = api.artifact(self.runner.store.out_dir(job_id), name)
@@ -236,7 +261,7 @@ class DubIngress:
         status = self.runner.status(job_id)
         if status is None:
             raise JobNotFound(f"no job {job_id!r}")
-        if status["status"] == "done":
+        if status["status"] in ("done", "rendering"):  # a rendering job serves its last revision meanwhile
             out_dir = self.runner.store.out_dir(job_id)
             manifest = json.loads((out_dir / MANIFEST).read_text())
             status["links"] = api.links(request.scope.get("root_path", ""), job_id, manifest, out_dir)
@@ -266,6 +291,11 @@ _DUB_BODY = _form_body(
                      "(list), pronounce (language -> {word: respelling})"},
         "voice.SPEAKER_00": {"type": "string", "format": "binary",
                              "description": "a reference clip for that speaker (any voice.* name)"},
+        "transcript": {"type": "string", "format": "binary",
+                       "description": "SRT/WebVTT of what is said, instead of speech recognition"},
+        "translation.pt-br": {"type": "string", "format": "binary",
+                              "description": "per target (translation.<lang>): its translation of the transcript, "
+                                             "cue for cue, instead of machine translation"},
     },
     **{"application/json": {"schema": {"type": "object", "description": "the same fields; path instead of audio"}}},
 )
@@ -287,6 +317,21 @@ def _http_host() -> str | None:
     except Exception:  # noqa: BLE001 - no Ray or no Serve yet: not known
         return None
     return None if client is None else client.http_config.host
+
+
+_PATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object", "properties": {
+            "lang": {"type": "string", "description": "the language of text (default: the job's first target)"},
+            "text": {"type": "string", "description": "what the line says in lang (instead of machine translation)"},
+            "source_text": {"type": "string", "description": "the source line; re-translated at the next render"},
+            "speaker": {"type": "string", "description": "one of the job's speakers: re-voiced in that voice"},
+            "start_s": {"type": "number"}, "end_s": {"type": "number", "description": "the slot in the source"},
+            "locked": {"type": "boolean", "description": "never regenerated while locked"},
+        }}}},
+    }
+}
 
 
 def build_app(args: DubAppArgs) -> Application:

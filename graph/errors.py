@@ -62,10 +62,23 @@ class JobNotFound(DubError):
     http_status = 404
 
 
+class LineNotFound(DubError):
+    """No line with this id in the job."""
+
+    http_status = 404
+
+
 class VoiceNotFound(DubError):
     """No voice of this name in the voice library."""
 
     http_status = 404
+
+
+class EditConflict(DubError):
+    """An edit or render that would clash with the job's state: a stale revision (``If-Match``), a locked line,
+    a render already running, or a job that is not done."""
+
+    http_status = 409
 
 
 class VoiceExists(DubError):

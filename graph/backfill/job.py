@@ -7,7 +7,10 @@ One actor pool per model role (``graph.run.pools.start_stages``) is shared by up
 at once by ``graph.run.pipeline.dub`` in one event loop, so every pool has work while each item moves through its
 own stages. Each item checkpoints its finished units under ``OUT/.checkpoints/<content hash>/``, so a killed
 run redoes only unfinished lines, and a changed setting recomputes only the stages whose keys it changes.
-``OUT/backfill.json`` (see ``graph.backfill.manifest``) records every item's state, reason and outputs.
+``OUT/backfill.json`` (see ``graph.backfill.manifest``) records every item's state, reason and outputs. An input's
+sidecar files (its transcript, translations and line edits: ``graph.backfill.manifest.Sidecars``) go with it;
+each item keeps its line state in ``OUT/<item>/.dubgraph/``, so ``dubgraph edit`` and ``dubgraph render`` work on
+it afterwards (unless its checkpoints were pruned).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from graph.backfill.manifest import Item, RunManifest, find_inputs, scan
+from graph.backfill.manifest import Item, RunManifest, Sidecars, find_inputs, scan
 from graph.backfill.progress import Progress
 from graph.errors import BadInput, DubError
 from graph.languages import parse_targets
@@ -108,7 +111,7 @@ def run_backfill(config: BackfillConfig, stages: Stages | None = None) -> Summar
         paths = find_inputs(list(config.inputs), exclude=out_dir)
         if not paths:
             raise BadInput(f"no input files found in {', '.join(config.inputs)}")
-        items = scan(paths, manifest.previous)
+        items = scan(paths, manifest.previous, config.options.targets)
         manifest.items = {item.key: item for item in items}
         unreadable = [i for i in items if i.state == "failed"]
         already = {i.key for i in items if i.is_done(manifest.settings_key, out_dir)}
@@ -200,8 +203,10 @@ async def _dub_items(todo: list[Item], config: BackfillConfig, profile: Profile,
 async def _dub_item(item: Item, config: BackfillConfig, profile: Profile, stages: Stages, manifest: RunManifest,
                     progress: Progress) -> bool:
     """Dub one item and record the outcome; True when it failed with an unexpected (non-DubError) exception."""
+    from graph.run.editing import edit_lines, edits_from_file
     from graph.run.pipeline import dub
-    from graph.run.pools import make_job
+    from graph.run.pools import WORK_DIR, make_job
+    from graph.run.rendering import render
 
     options = config.options
     name = f"{Path(item.input).stem}-{item.key[:8]}"
@@ -214,9 +219,14 @@ async def _dub_item(item: Item, config: BackfillConfig, profile: Profile, stages
     log.info("[%s] dubbing %s (%.1f s)", item.key[:12], item.input, item.duration_s or 0.0)
     crashed = False
     try:
+        sidecars = Sidecars.of(Path(item.input), options.targets)
         job = await asyncio.to_thread(make_job, item.input, out_dir, options, profile, item.key[:12],
-                                      library=config.library or default_dir())
+                                      sidecars.transcript, {k: str(v) for k, v in sidecars.translations.items()},
+                                      out_dir / WORK_DIR, library=config.library or default_dir())
         result = await dub(job, stages, progress.event, store)
+        if sidecars.edits is not None:
+            await asyncio.to_thread(edit_lines, out_dir, await asyncio.to_thread(edits_from_file, sidecars.edits))
+            await render(out_dir / WORK_DIR, out_dir, stages, progress.event)
     except Exception as exc:  # one item's failure, whatever it is, is recorded and the run goes on
         crashed = not isinstance(exc, DubError)
         item.state, item.error = "failed", f"{type(exc).__name__}: {exc}" if crashed else str(exc)

@@ -3,6 +3,11 @@
 An item is one input file, identified by the hash of its bytes (so a renamed or moved file is still the same
 item, and an edited one is a new one). Its state counts only for the settings key it was reached with: a rerun
 skips items ``done`` under the current settings whose files are all still there, and redoes everything else.
+
+Sidecar files beside an input, named after it, come with it: ``talk.srt`` or ``talk.vtt`` (its transcript,
+instead of ASR), ``talk.pt-br.srt`` (a target's translation of that transcript, instead of machine translation)
+and ``talk.edits.json`` (line edits applied after the first pass, then rendered: graph/run/editing.py). A change
+to any of them redoes the item (from its checkpoints).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class Item:
     reused_units: int = 0  # checkpointed units (transcript, translations, lines...) reused by the last attempt
     attempts: int = 0
     duplicates: list[str] = field(default_factory=list)  # other inputs with the same bytes (dubbed once)
+    sidecars: str = ""  # key of the sidecar files' names and contents the item was dubbed with
     started_at: float | None = None
     finished_at: float | None = None
 
@@ -152,6 +158,33 @@ def find_inputs(specs: list[str], exclude: Path | None = None) -> list[Path]:
     return list(dict.fromkeys(p.absolute() for p in found))
 
 
+TRANSCRIPT_SUFFIXES = (".srt", ".vtt")
+EDITS_SUFFIX = ".edits.json"
+
+
+@dataclass(frozen=True)
+class Sidecars:
+    """The files that come with one input (see the module doc)."""
+
+    transcript: Path | None = None
+    translations: dict[str, Path] = field(default_factory=dict)  # target language -> file
+    edits: Path | None = None
+
+    @classmethod
+    def of(cls, path: Path, targets: tuple[str, ...]) -> "Sidecars":
+        def first(*names: str) -> Path | None:
+            return next((path.with_name(n) for n in names if path.with_name(n).is_file()), None)
+
+        stem = path.stem
+        translations = {lang: found for lang in targets
+                        if (found := first(*(f"{stem}.{lang}{suffix}" for suffix in TRANSCRIPT_SUFFIXES)))}
+        return cls(first(*(stem + suffix for suffix in TRANSCRIPT_SUFFIXES)), translations, first(stem + EDITS_SUFFIX))
+
+    def key(self) -> str:
+        files = [self.transcript, *self.translations.values(), self.edits]
+        return key_of([(p.name, content_hash(p)) for p in files if p is not None]) if any(files) else ""
+
+
 def content_hash(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -160,10 +193,11 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()[:24]
 
 
-def scan(paths: list[Path], previous: dict[str, Item]) -> list[Item]:
+def scan(paths: list[Path], previous: dict[str, Item], targets: tuple[str, ...] = ()) -> list[Item]:
     """One item per distinct content, with its duration; unreadable or non-audio files come back ``failed``.
 
-    Hash and duration are reused from the last run when a file's size and mtime are unchanged.
+    Hash and duration are reused from the last run when a file's size and mtime are unchanged. An item done with
+    other sidecar files (``Sidecars``, for ``targets``) than it has now is to be redone.
     """
     known = {(item.input, item.size, item.mtime_ns): item for item in previous.values() if item.size}
 
@@ -179,8 +213,10 @@ def scan(paths: list[Path], previous: dict[str, Item]) -> list[Item]:
             item = Item.from_json(prior.to_json()) if prior else Item(key, str(path))
             item.input, item.size, item.mtime_ns, item.duration_s, item.duplicates = (
                 str(path), stat.st_size, stat.st_mtime_ns, duration_s, [])
-            if item.state != "done":  # running (killed) or failed last time: to be redone
+            sidecars = Sidecars.of(path, targets).key()
+            if item.state != "done" or item.sidecars != sidecars:  # killed, failed, or its sidecars changed: redo
                 item.state, item.error = "pending", ""
+            item.sidecars = sidecars
             return item
         except (OSError, DubError) as exc:
             reason = str(exc) if isinstance(exc, DubError) else f"cannot read {path}: {exc.strerror or exc}"

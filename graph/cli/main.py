@@ -1,4 +1,5 @@
-"""`dubgraph`: dub a file on a local or existing Ray cluster, list the models of a profile, keep the voice library."""
+"""`dubgraph`: dub a file on a local or existing Ray cluster, edit its lines and render it again, list the models of
+a profile, keep the voice library."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from graph.cli import voices, warm
+from graph.cli import edits, voices, warm
 from graph.errors import BadInput, DubError
 from graph.languages import parse_targets
 from graph.options import (
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     dub.add_argument("--source-language", help="language spoken in the input (default: detected)")
     dub.add_argument("--transcript", help="SRT/WebVTT of what is said, instead of speech recognition; cues naming "
                                           "their speaker ([Alice] ... or <v Alice>...) also skip diarization")
+    edits.add_dub_flags(dub)
     dub.add_argument("--formats", default=DEFAULT_FORMATS, help=FORMATS_HELP)
     add_media_flags(dub)
     dub.add_argument("--seed", type=int, default=0,
@@ -77,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     timing.add_argument("--min-stretch", type=float, metavar="RATE",
                         help="slow lines shorter than their slot down to this rate (default 1 = never)")
     voices.add_dub_flags(dub)
+    edits.add_commands(sub)
 
     models = sub.add_parser("models", help="list the models of a profile and where they were found")
     models.add_argument("--profile", default="offline", help="offline (default) or full")
@@ -123,6 +126,8 @@ def _dub(args) -> int:
                 replicas=warm.replicas(args),
                 checkpoint_dir=args.resume_dir,
                 transcript=args.transcript,
+                translations=edits.translations(args.translation),
+                edits=not args.no_edits,
                 references=voices.pairs(args.voice, "--voice"),
                 library=voices.library(args).root,
                 startup=startup,
@@ -177,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             return args.handler(args)
         if args.command == "voices":
             return voices.run(args)
+        if args.command in edits.COMMANDS:
+            return edits.run(args)
         return _models(args) if args.command == "models" else _dub(args)
     except DubError as exc:
         print(f"error: {exc}", file=sys.stderr)

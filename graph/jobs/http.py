@@ -39,6 +39,7 @@ from graph.errors import (
     user_error,
 )
 from graph.files import atomic_write, is_disk_full
+from graph.jobs.store import TRANSCRIPT, TRANSLATION
 from graph.languages import parse_targets
 from graph.media.library import LIBRARY_ENV, VoiceLibrary, check_name
 from graph.media.original import ORIGINAL
@@ -59,6 +60,9 @@ MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "srt": "application/x-s
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 UPLOAD_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 COPY_CHUNK = 1 << 20
+TRANSLATION_FIELD = re.compile(r"^translation\.[a-z]{2,3}(?:-[a-z]{2,4})?$")  # translation.pt-br: a file field
+TRANSCRIPT_SUFFIXES = (".srt", ".vtt")
+MAX_TRANSCRIPTS = 9  # a transcript and up to 8 translations
 
 
 class TranslateRequest(BaseModel):
@@ -190,20 +194,14 @@ async def dub_request(
     voice clips (``voice.SPEAKER`` file parts, speaker -> upload). The body's size is bounded by ``bodies``."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
-        try:
-            body = await request.json()
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise BadInput("the body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise BadInput("the JSON body must be an object")
-        yield _known(body), None, {}
+        yield _known(await json_object(request)), None, {}
         return
     if content_type not in FORM_TYPES:
         raise UnsupportedMediaType(
             "send multipart/form-data (an 'audio' file), a urlencoded form or JSON, "
             f"not {content_type or 'no content type'!r}"
         )
-    form = await request.form(max_files=1 + MAX_VOICE_PARTS, max_fields=len(DUB_FIELDS))
+    form = await request.form(max_files=1 + MAX_VOICE_PARTS + MAX_TRANSCRIPTS, max_fields=len(DUB_FIELDS))
     try:
         fields: dict[str, Any] = {}
         upload = None
@@ -215,9 +213,11 @@ async def dub_request(
                         raise RequestTooLarge(f"the voice clip {key} is {value.size / 2**20:.1f} MB; this server's "
                                               f"upload limit for a voice clip is {max_voice_bytes / 2**20:g} MB")
                     voices[key[len(VOICE_PART):].strip()] = value
+                elif _is_transcript(key):
+                    fields[key] = value
                 elif key != "audio":
-                    raise BadInput(f"file fields are 'audio' and 'voice.SPEAKER' (a speaker's reference clip), "
-                                   f"not {key!r}")
+                    raise BadInput(f"file fields are 'audio', 'voice.SPEAKER' (a speaker's reference clip), "
+                                   f"'transcript' (SRT/WebVTT) and 'translation.<lang>' (one per target), not {key!r}")
                 else:
                     upload = value
             else:
@@ -259,7 +259,10 @@ def _known(fields: dict[str, Any]) -> dict[str, Any]:
     if "audio" in fields:
         raise BadInput("'audio' must be a file part of a multipart form (curl -F audio=@talk.wav); JSON and "
                        "urlencoded bodies name a server-side file in 'path'")  # fmt: skip
-    unknown = sorted(set(fields) - set(DUB_FIELDS))
+    texts = [key for key, value in fields.items() if _is_transcript(key) and not isinstance(value, UploadFile)]
+    if texts:
+        raise BadInput(f"{texts[0]!r} must be a file part of a multipart form (curl -F {texts[0]}=@talk.srt)")
+    unknown = sorted(key for key in set(fields) - set(DUB_FIELDS) if not _is_transcript(key))
     if unknown:
         raise BadInput(f"unknown field(s): {', '.join(unknown)}; known: audio, {', '.join(DUB_FIELDS)}")
     return fields
@@ -300,6 +303,35 @@ def dub_options(fields: dict[str, Any], profile) -> DubOptions:
     return from_dict(DubOptions, data)
 
 
+def _is_transcript(key: str) -> bool:
+    return key == "transcript" or bool(TRANSLATION_FIELD.match(key))
+
+
+def transcript_saver(fields: dict[str, Any], targets: tuple[str, ...]) -> Callable[[Path], None]:
+    """How to put the transcript and translations sent with a job into its directory (``transcript.srt``,
+    ``translation.<lang>.vtt``: graph/jobs/runner.py ``sidecars``)."""
+    files: dict[str, UploadFile] = {}
+    for key, value in fields.items():
+        if not _is_transcript(key):
+            continue
+        suffix = Path(value.filename or "").suffix.lower()
+        if suffix not in TRANSCRIPT_SUFFIXES:
+            raise BadInput(f"{key} must be an SRT or WebVTT file (.srt or .vtt), not {value.filename!r}")
+        if key == "transcript":
+            files[f"{TRANSCRIPT}{suffix}"] = value
+            continue
+        lang = key.split(".", 1)[1].lower()
+        if lang not in targets:
+            raise BadInput(f"{key}: {lang} is not one of this job's targets ({', '.join(targets)})")
+        files[f"{TRANSLATION}.{lang}{suffix}"] = value
+
+    def save(job_dir: Path) -> None:
+        for name, upload in files.items():
+            _save(upload, job_dir / name)
+
+    return save
+
+
 def _json_object(value: Any, name: str, example: str) -> dict[str, Any]:
     if isinstance(value, str):
         try:
@@ -334,6 +366,18 @@ def input_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[s
     return save_path
 
 
+def job_saver(fields: dict[str, Any], upload: UploadFile | None, roots: list[str],
+              targets: tuple[str, ...]) -> Callable[[Path], Path]:
+    """How to put everything a POST /v1/dubs sent into the job's directory: its transcripts, then the input."""
+    save_input, save_transcripts = input_saver(fields, upload, roots), transcript_saver(fields, targets)
+
+    def save(job_dir: Path) -> Path:
+        save_transcripts(job_dir)
+        return save_input(job_dir)
+
+    return save
+
+
 def voice_saver(voices: dict[str, UploadFile]) -> Callable[[Path], dict[str, Path]] | None:
     """How to put a job's voice clips into its voices directory (``clip-N<suffix>``); None when it has none."""
     if not voices:
@@ -345,6 +389,17 @@ def voice_saver(voices: dict[str, UploadFile]) -> Callable[[Path], dict[str, Pat
                 for i, (speaker, upload) in enumerate(voices.items())}
 
     return save
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """A small JSON object body (a PATCH of one line; its size is bounded by ``bodies``)."""
+    try:
+        value = await request.json()
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BadInput("the body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise BadInput("the JSON body must be an object")
+    return value
 
 
 def _save(upload: UploadFile, dest: Path) -> Path:

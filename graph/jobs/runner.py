@@ -1,10 +1,11 @@
 """The job runner: works the store's queue in one process's event loop (the Serve ingress).
 
 A restart re-queues every queued or running job, and the job's checkpoint makes the resumed run skip what was
-finished. Nothing outside a job's own ``try`` can stop a worker: a store that is locked or failing, or a full
-disk, puts the job back in the queue for a later try (with backoff) while the worker goes on to the next one;
-finished units are checkpointed atomically, so a paused job resumes where it stopped and nothing half-written
-counts as done.
+finished; a job that was rendering its edits (graph/jobs/editor.py) renders again. A done job keeps its input,
+voice clips and checkpoint: editing its lines regenerates from them, until the job is deleted or expires. Nothing
+outside a job's own ``try`` can stop a worker: a store that is locked or failing, or a full disk, puts the job back
+in the queue for a later try (with backoff) while the worker goes on to the next one; finished units are
+checkpointed atomically, so a paused job resumes where it stopped and nothing half-written counts as done.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from graph import audio
 from graph.errors import AudioTooLarge, DubError, InsufficientStorage, QueueFull, StoreUnavailable, user_error
 from graph.files import is_disk_full
+from graph.jobs.editor import JobEditor, sidecars
 from graph.jobs.store import ACTIVE, JobRecord, JobStore
 from graph.media.original import write_original
 from graph.media.outputs import remove_outputs
@@ -125,11 +127,11 @@ class JobRunner:
         self.progress: dict[str, dict[str, dict[str, int]]] = {}  # running job -> stage -> completed/total
         self.tasks: dict[str, asyncio.Task] = {}
         self._workers: list[asyncio.Task] = []
-        self._cleanups: set[asyncio.Future] = set()  # done jobs' work-file removals, finished before close returns
         self._backoff_s: dict[str, float] = {}  # paused job -> its last wait
         self._retries: dict[str, asyncio.TimerHandle] = {}  # paused job -> its next try
         self._submitting = 0
         self._warnings = _JobWarnings(self)
+        self.editor = JobEditor(store, self.queue.put_nowait)
 
     async def start(self) -> None:
         """Re-queue what a previous process left queued or running, then start the workers (and the expiry)."""
@@ -152,7 +154,6 @@ class JobRunner:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-        await asyncio.gather(*self._cleanups, return_exceptions=True)
 
     def check_space(self, incoming_bytes: int = 0) -> None:
         """InsufficientStorage (507) when storing ``incoming_bytes`` more would leave less than the reserve free."""
@@ -192,10 +193,13 @@ class JobRunner:
         return record
 
     def _job(self, job_id: str, input_path: Path, options: DubOptions):
-        """make_job's checks (languages, readable audio and voice clips, library voices, writable output) plus the
-        duration limit."""
+        """make_job's checks (languages, readable audio, transcripts and voice clips, library voices, writable output)
+        plus the duration limit. The job keeps its line state in its directory (graph/edits.py)."""
+        job_dir = self.store.job_dir(job_id)
+        transcript, translations = sidecars(job_dir)
         try:
-            job = make_job(input_path, self.store.out_dir(job_id), options, self.profile, job_id,
+            job = make_job(input_path, self.store.out_dir(job_id), options, self.profile, job_id, transcript,
+                           {lang: str(path) for lang, path in translations.items()}, job_dir,
                            references=self.store.references(job_id), library=self.library)
             info = audio.probe(input_path)
         except DubError as exc:
@@ -212,8 +216,8 @@ class JobRunner:
         record = self.store.get(job_id)
         if record is None:
             return None
-        return {**_summary(record), "runs": record.runs, "progress": self.progress.get(job_id, {}),
-                "log": self.store.events(job_id)}  # fmt: skip
+        return {**_summary(record), "revision": self.editor.revision(record), "runs": record.runs,
+                "progress": self.progress.get(job_id, {}), "log": self.store.events(job_id)}  # fmt: skip
 
     def recent(self, limit: int) -> list[dict[str, Any]]:
         """The newest jobs, newest first, without their progress and log (``status`` has those)."""
@@ -264,7 +268,11 @@ class JobRunner:
         if record is None or record.status not in ACTIVE or job_id in self.tasks:
             self._backoff_s.pop(job_id, None)
             return  # deleted, finished, or already taken by another worker
-        task = asyncio.create_task(self._run(record))
+        if record.status == "rendering":
+            self.progress[job_id] = {}
+            task = asyncio.create_task(self.editor.run_render(record, self.stages, self._progress))
+        else:
+            task = asyncio.create_task(self._run(record))
         self.tasks[job_id] = task
         try:
             await task
@@ -335,10 +343,6 @@ class JobRunner:
                 self.store.add_event(job_id, "info", f"resumed: {checkpoint.hits} finished units reused from before")
         await self._keep_original(job_id, job.input, job.max_duration_s)
         self.store.set_status(job_id, "done")
-        cleanup = asyncio.ensure_future(asyncio.to_thread(self.store.drop_work_files, job_id, record.input_name))
-        self._cleanups.add(cleanup)
-        cleanup.add_done_callback(self._cleanups.discard)
-        await asyncio.shield(cleanup)  # a closing runner must not cancel it before its thread starts
         log.info("[%s] done", job_id)
 
     async def _keep_original(self, job_id: str, input_path: str | Path, max_duration_s: float | None) -> None:

@@ -1,11 +1,13 @@
 """The job store: one SQLite database and one directory per job under ``root``, surviving restarts.
 
 Under ``root``: ``jobs.sqlite3`` (one row per job, plus its warnings) and one directory per job id holding the
-saved input (written before the job is accepted), ``voices/`` (the reference clips it brought, and
-``voices/speakers.json`` naming whose each is), ``out/`` (the artifacts) and ``checkpoint/`` (every finished unit:
-transcript, turns, translations, conditionals, each line). Ids are 128 random bits, so a job's files are
-reachable only by whoever holds its id. The server's voice library usually lives here too (``voices/`` beside the
-job directories; a job id never has that name).
+saved input (written before the job is accepted) with the transcripts it came with, ``voices/`` (the reference
+clips it brought, and ``voices/speakers.json`` naming whose each is), ``out/`` (the artifacts), ``checkpoint/``
+(every finished unit: transcript, turns, translations, conditionals, each line) and ``lines.npz`` (the line state,
+graph/edits.py). A done job keeps its input, clips and checkpoint: editing its lines regenerates from them (until
+the job is deleted, by hand or by retention). Ids are 128 random bits, so a job's files are reachable only by
+whoever holds its id. The server's voice library usually lives here too (``voices/`` beside the job directories; a
+job id never has that name).
 
 Every SQLite error surfaces as a ``DubError`` the caller can act on: a full disk is ``InsufficientStorage``,
 anything else (the database locked past ``BUSY_TIMEOUT_MS``, an I/O error) is ``StoreUnavailable``; both are
@@ -14,7 +16,6 @@ transient, so callers retry later instead of treating them as a verdict on a job
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import secrets
@@ -30,8 +31,10 @@ from graph.errors import InsufficientStorage, StoreUnavailable
 from graph.files import atomic_write_json
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")  # secrets.token_urlsafe(16)
-ACTIVE = ("queued", "running")
+ACTIVE = ("queued", "running", "rendering")  # a job a worker has to take up (again, after a restart)
 SPEAKERS = "speakers.json"
+TRANSCRIPT = "transcript"  # in a job's directory: transcript.srt|.vtt, translation.<lang>.srt|.vtt
+TRANSLATION = "translation"
 EVENTS_KEPT = 50  # warnings kept per job
 BUSY_TIMEOUT_MS = 1000  # SQLite waits this long for another connection's lock; short: callers run on an event loop
 
@@ -47,7 +50,7 @@ CREATE INDEX IF NOT EXISTS events_job ON events (job_id);
 @dataclass(frozen=True)
 class JobRecord:
     id: str
-    status: str  # queued | running | done | failed
+    status: str  # queued | running | done | failed | rendering (done, and being rendered again after edits)
     created_s: float
     updated_s: float
     options: dict[str, Any]
@@ -123,7 +126,9 @@ class JobStore:
 
     def active(self) -> list[JobRecord]:
         """Queued and running jobs, oldest first."""
-        return [_record(r) for r in self._exec("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created_s", *ACTIVE)]
+        marks = ", ".join("?" * len(ACTIVE))
+        return [_record(r) for r in self._exec(f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY created_s",
+                                               *ACTIVE)]
 
     def recent(self, limit: int) -> list[JobRecord]:
         """The newest ``limit`` jobs, newest first."""
@@ -165,25 +170,12 @@ class JobStore:
                           cutoff_s)  # fmt: skip
         return [r[0] for r in rows]
 
-    def drop_work_files(self, job_id: str, input_name: str) -> None:
-        """A finished job keeps only its artifacts: the input, voice clips and checkpoint are no longer needed."""
-        shutil.rmtree(self.checkpoint_dir(job_id), ignore_errors=True)
-        with contextlib.suppress(OSError):  # what is left is removed by the next start's sweep
-            shutil.rmtree(self.voices_dir(job_id), ignore_errors=True)
-            (self.job_dir(job_id) / input_name).unlink(missing_ok=True)
-
     def sweep(self) -> None:
-        """Remove job directories without a row (deleted while a worker thread was still writing) and the work
-        files of done jobs (the process stopped between "done" and their removal)."""
-        done = dict(self._exec("SELECT id, input_name FROM jobs WHERE status = 'done'"))
+        """Remove job directories without a row (deleted while a worker thread was still writing)."""
         rows = {r[0] for r in self._exec("SELECT id FROM jobs")}
         for path in self.root.iterdir():
-            if not (path.is_dir() and ID_PATTERN.match(path.name)):
-                continue
-            if path.name not in rows:
+            if path.is_dir() and ID_PATTERN.match(path.name) and path.name not in rows:
                 shutil.rmtree(path, ignore_errors=True)
-            elif path.name in done:
-                self.drop_work_files(path.name, done[path.name])
 
     def close(self) -> None:
         with self._lock:

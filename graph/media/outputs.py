@@ -54,11 +54,16 @@ def write_language(
     return LanguageOutput(lang, files, tuple(sorted(lines, key=lambda line: line.start_s)))
 
 
-def write_manifest(out_dir: Path, job: dict[str, Any], outputs: dict[str, LanguageOutput]) -> Path:
+def write_manifest(out_dir: Path, job: dict[str, Any], outputs: dict[str, LanguageOutput],
+                   revisions: dict[str, int] | None = None) -> Path:
+    """``job`` plus, per language, its files, the lines a person should check and every line (with its revision:
+    0 until it is edited)."""
+    revisions = revisions or {}
     languages = {}
     for lang, output in outputs.items():
         flagged = [line.utterance_id for line in output.lines if set(line.flags) - ROUTINE_FLAGS]
-        languages[lang] = {"files": output.files, "lines_flagged": flagged, "lines": [line.to_json() for line in output.lines]}
+        lines = [{**line.to_json(), "revision": revisions.get(line.utterance_id, 0)} for line in output.lines]
+        languages[lang] = {"files": output.files, "lines_flagged": flagged, "lines": lines}
     return atomic_write_json(out_dir / MANIFEST, {**job, "languages": languages})
 
 

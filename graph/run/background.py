@@ -88,16 +88,17 @@ def _retrieved(task: asyncio.Future) -> None:
         task.exception()
 
 
-async def finish(started: asyncio.Future, utterances: list[Utterance]) -> Bed:
-    """The bed, once the lines are known (ducking needs their spans; voice gains are measured over them)."""
+async def finish(started: asyncio.Future, utterances: list[Utterance], gains: np.ndarray | None = None) -> Bed:
+    """The bed, once the lines are known (ducking needs their spans; voice gains are measured over them, unless
+    ``gains`` gives them: a re-render keeps the first pass's, so the bed under unchanged lines stays as it was)."""
     source = await started
     samples, sr = source.channels.samples, source.channels.sr
     spans = line_spans(utterances, sr, samples.shape[1])
     if source.speech is None:
-        gains = voice_gains(samples, source.mix, source.weights, spans)
+        gains = voice_gains(samples, source.mix, source.weights, spans) if gains is None else gains
         bed = await asyncio.to_thread(ducked_background, samples, sr, utterances)
         return Bed(bed, sr, source.channels.layout, "ducking", gains, Clip(source.mix, sr))
     speech = np.asarray(await fetch(source.speech), dtype=np.float32)
-    gains = voice_gains(samples, speech, source.weights, spans)
+    gains = voice_gains(samples, speech, source.weights, spans) if gains is None else gains
     bed = separated_bed(samples, speech, gains)
     return Bed(bed, sr, source.channels.layout, "separation", gains, Clip(speech, sr))

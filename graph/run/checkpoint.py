@@ -53,6 +53,10 @@ class Checkpoint:
         self.hits += 1
         return value
 
+    def has(self, key: str) -> bool:
+        """Whether a unit is stored (without reading it)."""
+        return self.root is not None and self._path(key).is_file()
+
     def put(self, key: str, value: Any) -> None:
         if self.root is not None:
             plain.save(self._path(key), value)

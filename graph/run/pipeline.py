@@ -18,29 +18,28 @@ from pathlib import Path
 from typing import Any
 
 from graph import audio
+from graph.edits import StateFile
 from graph.errors import BadAudio, BadInput
 from graph.languages import language
-from graph.media.outputs import check_writable, write_language, write_manifest
-from graph.media.video import COMBINED_STEM, probe_video, stage_track, video_formats, write_videos
+from graph.media.outputs import check_writable, write_manifest
+from graph.media.transcripts import read_transcript, read_translation
+from graph.media.video import COMBINED_STEM, probe_video, video_formats
 from graph.options import DubOptions, to_dict
 from graph.run import background
 from graph.run.checkpoint import Checkpoint, key_of
 from graph.run.lines import LineVoicer
-from graph.run.placing import place_language, with_heard
+from graph.run.placing import place_language
+from graph.run.revisions import first_state, keep_voices
 from graph.run.stages import Stage
+from graph.run.tracks import OUTPUT_SR, Mix, Mixed, drop_staged, mix_language, write_language_videos
 from graph.run.translate import glossary_table, translate_lines
 from graph.run.voices import job_voices
 from graph.timeline.assign import build_utterances
-from graph.timeline.cues import Cue, cue_turns, cue_utterances, named, parse_cues
-from graph.timeline.onsets import measure_placed
-from graph.timeline.render import Placement, render_track, speaker_levels
-from graph.timeline.subtitles import to_srt
+from graph.timeline.cues import cue_turns, cue_utterances, named
+from graph.timeline.render import speaker_levels
 from graph.types import LanguageOutput, SpeakerTurn, Transcript, Translation, Utterance
 
 log = logging.getLogger(__name__)
-
-OUTPUT_SR = 24_000  # ChatterBox's native rate; other voices are resampled to it
-
 
 @dataclass(frozen=True)
 class Event:
@@ -76,6 +75,8 @@ class DubJob:
     job_id: str = "job"
     max_duration_s: float | None = None
     transcript: str | None = None  # an SRT/VTT the user brings instead of ASR (and of diarization when all named)
+    translations: dict[str, str] = field(default_factory=dict)  # lang -> a translated SRT/VTT used instead of MT
+    state: str | None = None  # where the line state is kept for edits (graph/edits.py); None: not kept
     references: dict[str, str] = field(default_factory=dict)  # speaker -> the user's reference clip (a path)
     library: str | None = None  # the voice library's directory (graph/media/library.py)
 
@@ -162,13 +163,14 @@ async def dub(
     synthesizer = await _describe(stages.synthesizer)
 
     bed = await background.finish(bed_source, utterances) if bed_source else None
-    levels = speaker_levels(bed.speech if bed else analysis, utterances)
-    track_sr = bed.sr if bed else OUTPUT_SR
-    staged = {}
+    mix = Mix(analysis.duration_s, bed.sr if bed else OUTPUT_SR, speaker_levels(bed.speech if bed else analysis,
+                                                                                utterances), bed)
     voices = {speaker: (voice.key, voice.ref) for speaker, voice in conds.items()}
+    translated: dict[str, dict[str, Translation]] = {}
+    mixed: dict[str, Mixed] = {}
 
-    async def one_language(lang: str) -> LanguageOutput:
-        translations = await _translate(job, stages, utterances, source_language, lang, store, clock, emit)
+    async def one_language(lang: str) -> None:
+        translated[lang] = await _translate(job, stages, utterances, source_language, lang, store, clock, emit)
         voicer = LineVoicer(stages.synthesizer, opts, lang, OUTPUT_SR, store, job.job_id)
         done = 0
         emit(f"synthesize:{lang}", 0, len(utterances))
@@ -179,43 +181,37 @@ async def dub(
             emit(f"synthesize:{lang}", done, len(utterances))
 
         t0 = time.perf_counter()
-        results = await place_language(voicer, utterances, translations, voices, analysis.duration_s, opts.timing,
-                                       voiced)
+        placed = await place_language(voicer, utterances, translated[lang], voices, analysis.duration_s, opts.timing,
+                                      voiced)
         clock.stage_s[f"synthesize:{lang}"] = round(time.perf_counter() - t0, 3)
         with clock.timed(f"render:{lang}"):
-            placements = [Placement(p.speaker, p.start_s, audio.resample(samples, OUTPUT_SR, track_sr))
-                          for p, samples in results]
-            track = await asyncio.to_thread(
-                render_track, placements, analysis.duration_s, track_sr, levels,
-                bed.samples if bed else None, bed.voice_gains if bed else None,
-            )
-            heard = await asyncio.to_thread(measure_placed, placements, analysis.duration_s, track_sr)
-            lines = [with_heard(p, h.onset_s, h.end_s) for (p, _), h in zip(results, heard)]
-            output = await asyncio.to_thread(write_language, out_dir, lang, track, track_sr, lines, opts.formats)
-            if containers:
-                staged[lang] = await asyncio.to_thread(stage_track, out_dir, lang, track, track_sr, video, to_srt(lines))
+            mixed[lang] = await mix_language(out_dir, lang, placed, mix, opts.formats, video if containers else None)
         emit(f"render:{lang}", 1, 1)
-        return output
 
     try:
-        outputs = dict(zip(targets, await asyncio.gather(*(one_language(lang) for lang in targets))))
+        await asyncio.gather(*(one_language(lang) for lang in targets))
         videos = {}
         if containers:
             with clock.timed("video"):
-                videos = await asyncio.to_thread(
-                    write_videos, out_dir, Path(job.input), video, containers, [staged[t] for t in targets],
-                    opts.video, opts.audio_track, source_language,
-                )
+                videos = await write_language_videos(out_dir, job.input, video, containers, mixed, targets, opts,
+                                                     source_language)
     finally:
-        for staged_track in staged.values():
-            staged_track.path.unlink(missing_ok=True)
-    outputs = {lang: replace(out, files={**out.files, **videos.get(lang, {})}) for lang, out in outputs.items()}
+        drop_staged(mixed)
+    outputs = {lang: replace(mixed[lang].output, files={**mixed[lang].output.files, **videos.get(lang, {})})
+               for lang in targets}
+    if job.state is not None and store.root is not None:
+        await keep_voices(store, conds)
+        state = await asyncio.to_thread(first_state, job, Path(job.state), store, source_language, utterances,
+                                        translated, {s: v.key for s, v in conds.items()}, mix, mixed, containers)
+        await asyncio.to_thread(StateFile(job.state).save, state)
     manifest = write_manifest(
         out_dir,
         {
             "job_id": job.job_id,
+            "revision": 0,
             "input": Path(job.input).name,
             "transcript": Path(job.transcript).name if job.transcript else None,
+            "translations": {lang: Path(path).name for lang, path in job.translations.items()},
             "duration_s": round(analysis.duration_s, 3),
             "source_language": source_language,
             "speakers": list(speakers),
@@ -228,6 +224,7 @@ async def dub(
             "startup": startup.to_json() if startup is not None else None,
             "voices": {speaker: voice.to_json() for speaker, voice in conds.items()},
             "utterances": [u.to_json() for u in utterances],
+            "edits": [],
         },
         outputs,
     )
@@ -271,18 +268,6 @@ async def _analyse(job, stages, wave, store, clock, emit) -> tuple[Transcript, l
     )
 
 
-def read_transcript(path: str | Path) -> list[Cue]:
-    """The cues of a transcript file (SRT or WebVTT, UTF-8); ``BadInput`` saying what is wrong with it."""
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise BadInput(f"cannot read the transcript {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise BadInput(f"the transcript {path.name} is not UTF-8 text (SRT or WebVTT)") from None
-    return parse_cues(text, path.name)
-
-
 async def _from_transcript(job, stages, wave, store, clock, emit) -> tuple[str, list[Utterance], list[SpeakerTurn]]:
     """The user's transcript instead of ASR: one line per cue; diarization only for cues that name no speaker."""
     source_language = job.options.asr.language or (job.sources[0] if len(job.sources) == 1 else None)
@@ -302,6 +287,9 @@ async def _describe(synthesizer: Stage) -> dict[str, Any]:
 
 
 async def _translate(job, stages, utterances, source_language, lang, store, clock, emit) -> dict[str, Translation]:
+    if lang in job.translations:  # the user's own translation, cue for cue
+        emit(f"translate:{lang}", 1, 1)
+        return await asyncio.to_thread(read_translation, job.translations[lang], utterances, lang)
     opts = job.options.translate
     key = "translate-" + key_of(lang, source_language, opts, job.models.get("translator"), [u.text for u in utterances],
                                 glossary_table(job.options, lang))

@@ -12,13 +12,17 @@
 4. A line whose take is more than ``RETAKE`` longer or shorter than its plan is voiced again at a pace corrected
    by the ratio (``RETAKES`` times at most); a pitch-preserving stretch makes up the rest
    (graph/timeline/timing.py), and a cut that prediction still missed falls at a pause in the audio.
+
+A re-render after edits passes the unchanged lines as ``kept``: they keep their plans and fitted samples (nothing
+voiced, stretched or moved), a voice's pace is measured on its kept lines, and only the other lines go through
+the steps above, placed in the room the kept ones leave.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,6 +40,15 @@ PACES = (0.5, 2.5)  # speed-ups asked of a synthesizer (espeak-ng's words per mi
 ROUNDS = 2  # solve, re-voice (candidates, cuts), solve again: at most this many times
 
 
+@dataclass(frozen=True)
+class Placed:
+    """A line as placed: its record, its fitted samples (at the take's rate) and the plan the solver gave it."""
+
+    line: PlacedLine
+    samples: np.ndarray
+    plan: Plan
+
+
 @dataclass
 class _Line:
     u: Utterance
@@ -49,49 +62,77 @@ class _Line:
 
 async def place_language(voicer: LineVoicer, utterances: Sequence[Utterance], translations: dict[str, Translation],
                          conds: dict[str, tuple[str, Any]], total_s: float, options: TimingOptions,
-                         voiced: Callable[[], None] = lambda: None) -> list[tuple[PlacedLine, np.ndarray]]:
-    """Every line of one language with the samples to place at its ``start_s``; ``voiced`` after each first take."""
-    lines = [_Line(u, translations[u.id].candidates, conds[u.speaker], flags=list(translations[u.id].flags))
+                         voiced: Callable[[], None] = lambda: None,
+                         kept: dict[str, Placed] | None = None) -> list[Placed]:
+    """Every line of one language (``utterances``' order) placed; ``voiced`` after each first take.
+
+    ``kept``: line id -> its placement from the last render, kept as it is (only the other lines are voiced)."""
+    kept = kept or {}
+    lines = [_Line(u, kept[u.id].line.candidates, conds[u.speaker]) if u.id in kept else
+             _Line(u, translations[u.id].candidates, conds[u.speaker], flags=list(translations[u.id].flags))
              for u in utterances]
+    free = [line for line in lines if line.u.id not in kept]
+    voiced_here = {id(line) for line in free}
+    fixed = {i: kept[line.u.id].plan for i, line in enumerate(lines) if line.u.id in kept}
 
     async def voice(line: _Line, text: str, pace: float, first: bool = False) -> None:
         line.take = await voicer.take(line.u, text, line.conds, _bounded(pace))
         if first:
             voiced()
 
+    def solved(chars_per_s: dict[str, float] | None = None) -> list[Plan]:
+        return solve([_slot(line, chars_per_s and chars_per_s[line.u.speaker]) for line in lines], total_s, options,
+                     fixed)
+
     cps = {s: source_pace([u for u in utterances if u.speaker == s]) for s in {u.speaker for u in utterances}}
+    cps.update(_kept_pace(kept.values()))
     firsts: dict[str, _Line] = {}
-    for line in sorted(lines, key=lambda x: -len(x.candidates[0].strip())):
-        firsts.setdefault(line.u.speaker, line)
+    for line in sorted(free, key=lambda x: -len(x.candidates[0].strip())):
+        if not any(p.line.speaker == line.u.speaker for p in kept.values()):
+            firsts.setdefault(line.u.speaker, line)
     for line in firsts.values():
         line.chosen = choose_candidate(line.candidates, line.u.duration_s, cps[line.u.speaker])
     await asyncio.gather(*(voice(line, line.candidates[line.chosen], 1.0, True) for line in firsts.values()))
     for speaker, line in firsts.items():
         if line.take.natural_s > 0:
             cps[speaker] = len(line.take.text.strip()) / line.take.natural_s
-    for line in lines:
+    for line in free:
         if line.take is None:
             line.chosen = choose_candidate(line.candidates, line.u.duration_s, cps[line.u.speaker])
-    predicted = solve([_slot(line, cps[line.u.speaker]) for line in lines], total_s, options)
+    predicted = solved(cps)
     await asyncio.gather(*(voice(line, line.candidates[line.chosen], plan.rate, True)
-                           for line, plan in zip(lines, predicted) if line.take is None))
+                           for line, plan in zip(lines, predicted) if id(line) in voiced_here and line.take is None))
 
     for _ in range(ROUNDS):
-        plans = solve([_slot(line) for line in lines], total_s, options)
-        redo = [(line, *again) for line, plan in zip(lines, plans) if (again := _revoice(line, plan, options))]
+        plans = solved()
+        redo = [(line, *again) for line, plan in zip(lines, plans)
+                if id(line) in voiced_here and (again := _revoice(line, plan, options))]
         if not redo:
             break
         await asyncio.gather(*(voice(line, text, rate) for line, text, rate in redo))
-    plans = solve([_slot(line) for line in lines], total_s, options)
-    natural = [line.take.natural_s for line in lines]
+    plans = solved()
+    natural = {id(line): line.take.natural_s for line in free}
     for _ in range(RETAKES):
-        off = [(line, pace) for line, plan in zip(lines, plans) if (pace := _retake_pace(line.take, plan))]
+        off = [(line, pace) for line, plan in zip(lines, plans)
+               if id(line) in voiced_here and (pace := _retake_pace(line.take, plan))]
         await asyncio.gather(*(voice(line, line.take.text, pace) for line, pace in off))
         for line, _ in off:
             if "resynthesized" not in line.flags:
                 line.flags.append("resynthesized")
-    return list(await asyncio.gather(*(asyncio.to_thread(_fit, line, plan, n, voicer.lang)
-                                       for line, plan, n in zip(lines, plans, natural))))
+    fitted = await asyncio.gather(*(asyncio.to_thread(_fit, line, plan, natural[id(line)], voicer.lang)
+                                    for line, plan in zip(lines, plans) if id(line) in voiced_here))
+    placed = {p.line.utterance_id: p for p in fitted}
+    return [kept.get(u.id) or placed[u.id] for u in utterances]
+
+
+def _kept_pace(kept: Iterable[Placed]) -> dict[str, float]:
+    """Each voice's characters per second, measured on its longest kept line (as the first pass measured it)."""
+    longest: dict[str, PlacedLine] = {}
+    for line in (p.line for p in kept):
+        best = longest.get(line.speaker)
+        if line.natural_s > 0 and (best is None or len(line.text.strip()) > len(best.text.strip())):
+            longest[line.speaker] = line
+    return {speaker: len(line.text.strip()) / line.natural_s for speaker, line in longest.items()}
 
 
 def _retake_pace(take: Take, plan: Plan) -> float | None:
@@ -141,7 +182,7 @@ def _revoice(line: _Line, plan: Plan, options: TimingOptions) -> tuple[str, floa
     return None
 
 
-def _fit(line: _Line, plan: Plan, natural_s: float, lang: str) -> tuple[PlacedLine, np.ndarray]:
+def _fit(line: _Line, plan: Plan, natural_s: float, lang: str) -> Placed:
     """The take fitted to its plan, and the record of what was done to it (``natural_s``: the planned take's)."""
     take, u = line.take, line.u
     samples, stretch, cut_s = fit_take(take.samples, take.sr, plan)
@@ -159,7 +200,7 @@ def _fit(line: _Line, plan: Plan, natural_s: float, lang: str) -> tuple[PlacedLi
         shift_s=round(plan.shift_s, 3), lost_s=round(lost_s, 3),
         natural_s=round(natural_s, 3),
     )
-    return placed, samples
+    return Placed(placed, samples, plan)
 
 
 def with_heard(line: PlacedLine, onset_s: float | None, offset_s: float | None) -> PlacedLine:

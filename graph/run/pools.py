@@ -13,15 +13,16 @@ from graph import audio
 from graph.errors import BadInput, DubError
 from graph.languages import language
 from graph.media.outputs import check_writable, remove_outputs
+from graph.media.transcripts import read_transcript
 from graph.media.video import probe_video, video_formats
 from graph.options import DubOptions
 from graph.run.checkpoint import Checkpoint
-from graph.run.pipeline import DubJob, DubResult, ProgressFn, Stages, dub, read_transcript
 from graph.run import warm
+from graph.run.pipeline import DubJob, DubResult, ProgressFn, Stages, dub
 from graph.run.stages import ActorPool, Unstarted
 from graph.run.startup import Startup, timed
 from graph.run.voices import check_voices
-from graph.timeline.cues import named
+from graph.timeline.cues import aligned_texts, cue_utterances, named
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ MAX_WAIT_S = 10.0
 
 
 ROLES = ("asr", "diarizer", "translator", "synthesizer")
+WORK_DIR = ".dubgraph"  # in a CLI dub's output directory: the line state and checkpoint that editing needs
 GPU_BATCH_LINES = 64  # lines a synthesizer decodes together on a GPU when the batch size is left to choose
 READY_TIMEOUT_S = 900.0  # model actors that are not up by then (placement, download-free loading) fail the run
 READY_REPORT_S = 30.0
@@ -263,23 +265,33 @@ def stop_stages(stages: Stages) -> None:
 
 
 def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, profile, job_id: str | None = None,
-             transcript: str | Path | None = None, references: dict[str, str | Path] | None = None,
+             transcript: str | Path | None = None, translations: dict[str, str] | None = None,
+             state: str | Path | None = None, references: dict[str, str | Path] | None = None,
              library: str | Path | None = None) -> DubJob:
-    """Validate everything checkable before any model loads: languages, input file, transcript, voice clips and
+    """Validate everything checkable before any model loads: languages, input file, transcripts, voice clips and
     library voices, pronunciations, output directory.
 
-    ``references``: speaker -> the user's reference clip for that speaker; ``library``: the voice library's
-    directory (needed when the options name library voices or ask for matching)."""
+    ``translations``: target language -> a translated SRT/WebVTT (cue for cue with the source lines, checked when
+    the lines are known); ``state``: where to keep the line state for edits (graph/edits.py); ``references``:
+    speaker -> the user's reference clip for that speaker; ``library``: the voice library's directory (needed when
+    the options name library voices or ask for matching)."""
     for target in options.targets:
         language(target, profile.targets)
     if options.asr.language:
         language(options.asr.language, profile.sources, what="source")
     audio.probe(input_path, options.audio_track)
     video_formats(options.formats, probe_video(input_path, options.audio_track), input_path)
+    cues = None
     if transcript is not None:
-        read_transcript(transcript)
+        cues = read_transcript(transcript)
         if not options.asr.language and len(profile.sources) != 1:
             raise BadInput("a job that starts from a transcript needs its language: give the source language")
+    translations = {language(lang, options.targets, what="translated").code: str(path)
+                    for lang, path in (translations or {}).items()}
+    for lang, path in translations.items():
+        translated = read_transcript(path, f"{lang} translation")
+        if cues is not None:  # the lines are the transcript's cues: check the alignment now, not mid-job
+            aligned_texts(translated, cue_utterances(cues), f"the {lang} translation {Path(path).name}")
     references = {speaker: str(path) for speaker, path in (references or {}).items()}
     library = str(library) if library is not None else None
     check_voices(options, references, library)
@@ -294,6 +306,8 @@ def make_job(input_path: str | Path, out_dir: str | Path, options: DubOptions, p
         models={spec.role: spec.name for spec in profile.models},
         job_id=job_id or uuid.uuid4().hex[:12],
         transcript=str(transcript) if transcript is not None else None,
+        translations=translations,
+        state=str(state) if state is not None else None,
         references=references,
         library=library,
     )
@@ -309,14 +323,16 @@ def _check_phonemes(options: DubOptions, profile) -> None:
                        f"synthesizer does not read ({phonemes[0]!r}); give a respelling instead")
 
 
-def needed_roles(transcript: str | Path | None, match_voices: bool = False) -> tuple[str, ...]:
-    """The model roles a job needs: no ASR from a transcript, and no diarizer when every cue names its speaker
-    (unless speakers are matched to library voices: the diarizer's embedding model does that)."""
-    if transcript is None:
-        return ROLES
-    if not named(read_transcript(transcript)) or match_voices:
-        return ("diarizer", "translator", "synthesizer")
-    return ("translator", "synthesizer")
+def needed_roles(transcript: str | Path | None, match_voices: bool = False, translated: bool = False) -> tuple[str, ...]:
+    """The model roles a job needs: no ASR from a transcript, no diarizer when every cue names its speaker (unless
+    speakers are matched to library voices: the diarizer's embedding model does that), no translator when every
+    target language comes ``translated``."""
+    roles = ROLES
+    if transcript is not None:
+        roles = tuple(r for r in roles if r != "asr")
+        if named(read_transcript(transcript)) and not match_voices:
+            roles = tuple(r for r in roles if r != "diarizer")
+    return tuple(r for r in roles if r != "translator") if translated else roles
 
 
 def needed(replicas: Replicas, options: DubOptions) -> Replicas:
@@ -347,22 +363,30 @@ def dub_file(
     checkpoint_dir: str | Path | None = None,
     transcript: str | Path | None = None,
     startup: Startup | None = None,
+    translations: dict[str, str] | None = None,
+    edits: bool = True,
     references: dict[str, str | Path] | None = None,
     library: str | Path | None = None,
 ) -> DubResult:
     """Dub one file on a local (embedded) or existing Ray cluster; partial outputs are removed on failure.
 
     ``transcript``: an SRT/WebVTT of what is said, used instead of ASR (and of diarization when every cue names
-    its speaker, ``[Alice] ...`` or ``<v Alice>...``). ``references``: speaker -> a reference clip of their voice,
-    used instead of one picked from the recording; ``library``: the voice library (``options.voices`` maps
-    speakers to its voices). ``startup``: the run's start-up timeline (default: one from now), completed here and
-    written into the manifest. The job decodes its input while the actors load."""
+    its speaker, ``[Alice] ...`` or ``<v Alice>...``); ``translations``: target language -> a translation of it,
+    cue for cue, used instead of machine translation. ``edits``: keep what editing lines needs in
+    ``out_dir/.dubgraph/`` (the line state and, unless ``checkpoint_dir`` names another place, the checkpoint).
+    ``references``: speaker -> a reference clip of their voice, used instead of one picked from the recording;
+    ``library``: the voice library (``options.voices`` maps speakers to its voices). ``startup``: the run's
+    start-up timeline (default: one from now), completed here and written into the manifest. The job decodes its
+    input while the actors load."""
     from graph.run.local_ray import init_ray
 
     startup = startup or Startup()
-    job = make_job(input_path, out_dir, options, profile, transcript=transcript, references=references,
-                   library=library)
-    roles = needed_roles(transcript, options.voices.match)
+    state = Path(out_dir) / WORK_DIR if edits else None
+    if checkpoint_dir is None and state is not None:
+        checkpoint_dir = state / "checkpoint"
+    job = make_job(input_path, out_dir, options, profile, transcript=transcript, translations=translations,
+                   state=state, references=references, library=library)
+    roles = needed_roles(transcript, options.voices.match, set(job.translations) >= set(options.targets))
     check_batching(profile, replicas)
     replicas = needed(replicas, options)
     if not address:

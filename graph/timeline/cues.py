@@ -102,3 +102,23 @@ def cue_utterances(cues: Sequence[Cue], turns: Sequence[SpeakerTurn] = ()) -> li
                   or DEFAULT_SPEAKER, cue.start_s, cue.end_s, cue.text)
         for index, cue in enumerate(cues)
     ]
+
+
+ALIGN_S = 0.5  # a translated cue's middle may sit this far outside its source line's slot
+
+
+def aligned_texts(cues: Sequence[Cue], utterances: Sequence[Utterance], name: str = "translation") -> list[str]:
+    """The text of each source line (``utterances``, in time order) from a translated transcript cue-aligned with
+    them: one cue per line, in order, each cue's middle within its line's slot (``ALIGN_S`` of slack); BadInput
+    naming the first cue that does not line up."""
+    lines = sorted(utterances, key=lambda u: (u.start_s, u.end_s))
+    if len(cues) != len(lines):
+        raise BadInput(f"{name} has {len(cues)} cues for {len(lines)} source lines: a translation needs one cue per "
+                       "source line, in order (translate the transcript's cues one for one)")
+    for index, (cue, line) in enumerate(zip(cues, lines), start=1):
+        middle = (cue.start_s + cue.end_s) / 2
+        if not line.start_s - ALIGN_S <= middle <= line.end_s + ALIGN_S:
+            raise BadInput(f"{name} cue {index} ({cue.start_s:.3f}-{cue.end_s:.3f} s) does not line up with source "
+                           f"line {line.id} ({line.start_s:.3f}-{line.end_s:.3f} s, {line.text[:40]!r}): a "
+                           "translation keeps the transcript's cue times")
+    return [cue.text for cue in cues]

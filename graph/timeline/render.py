@@ -60,23 +60,41 @@ def render_track(
     Mono, or (channels, n) when the bed is (channels, n): the voices go into channel c times ``voice_gains[c]``
     (all 1 when not given). The whole track is scaled down together if it would clip.
     """
+    track = mix_track(placements, total_s, sr, speaker_gains(placements, levels_db), background, voice_gains)
+    return limit_peak(track)[0]
+
+
+def mix_track(
+    placements: Sequence[Placement],
+    total_s: float,
+    sr: int,
+    gains: dict[str, float],
+    background: np.ndarray | None = None,
+    voice_gains: np.ndarray | None = None,
+) -> np.ndarray:
+    """``render_track`` before its peak limit, each speaker at the given linear gain (1 when not given)."""
     n_samples = int(round(total_s * sr))
     voices = np.zeros(n_samples, dtype=np.float32)
-    gains = speaker_gains(placements, levels_db)
     for p in placements:
         start = int(round(p.start_s * sr))
         piece = p.samples[: max(0, n_samples - start)] * gains.get(p.speaker, 1.0)
         voices[start : start + len(piece)] += piece
     if background is None:
-        track = voices
-    else:
-        bed = np.atleast_2d(background)
-        spread = np.ones(bed.shape[0], np.float32) if voice_gains is None else np.asarray(voice_gains, np.float32)
-        track = spread[:, None] * voices[None, :]
-        track[:, : min(n_samples, bed.shape[1])] += bed[:, :n_samples]
-        if background.ndim == 1:
-            track = track[0]
-    peak = float(np.max(np.abs(track))) if n_samples else 0.0
-    if peak > PEAK:
-        track *= PEAK / peak
-    return track
+        return voices
+    bed = np.atleast_2d(background)
+    spread = np.ones(bed.shape[0], np.float32) if voice_gains is None else np.asarray(voice_gains, np.float32)
+    track = spread[:, None] * voices[None, :]
+    track[:, : min(n_samples, bed.shape[1])] += bed[:, :n_samples]
+    return track[0] if background.ndim == 1 else track
+
+
+def limit_peak(track: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, float]:
+    """The track scaled by ``scale``, or less when that would take its peak above ``PEAK``; and the scale used.
+
+    A re-render passes the last render's scale, so the lines it does not change keep their samples unless the new
+    mix needs more headroom."""
+    peak = float(np.max(np.abs(track))) if track.size else 0.0
+    scale = min(scale, PEAK / peak) if peak * scale > PEAK else scale
+    if scale != 1.0:
+        track *= np.float32(scale)
+    return track, scale

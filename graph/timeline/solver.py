@@ -16,11 +16,15 @@ Ending late into a pause comes before starting early because an onset is what sy
 hears a line start with the speaker's mouth, or not). Lines that overlap in the source (two speakers at once)
 stay overlapped: a line whose successor starts inside its slot keeps to its slot. With ``min_stretch`` < 1, a
 line shorter than its slot is slowed down to fill it.
+
+A re-render after an edit solves again with the unchanged lines ``fixed`` at their previous plans: the edited
+lines are placed in the room those leave (a fixed line is never pushed, and the line before it ends by its
+start), so the rest of the track stays as it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from graph.options import TimingOptions
@@ -48,20 +52,39 @@ class Plan:
     flags: tuple[str, ...] = ()
 
 
-def solve(slots: Sequence[Slot], total_s: float, options: TimingOptions) -> list[Plan]:
-    """One plan per slot (same order), placing lines in time order: each line's room depends on the one before."""
+def solve(slots: Sequence[Slot], total_s: float, options: TimingOptions,
+          fixed: Mapping[int, Plan] | None = None) -> list[Plan]:
+    """One plan per slot (same order), placing lines in time order: each line's room depends on the one before.
+
+    ``fixed``: slot index -> the plan that line keeps (a line not edited since the last render)."""
+    fixed = fixed or {}
     order = sorted(range(len(slots)), key=lambda i: (slots[i].start_s, slots[i].end_s))
     line = [slots[i] for i in order]
-    slack = _slack(line, total_s, options)
+    kept = [fixed.get(i) for i in order]
+    pairs = [_room(line, kept, k) for k in range(len(line))]
+    slack = _slack(pairs, kept, total_s, options)
     plans: list[Plan] = [Plan(0.0, 0.0)] * len(slots)
     busy_until, shift = 0.0, 0.0
     for k, i in enumerate(order):
-        nxt = line[k + 1] if k + 1 < len(line) else None
-        plan = _place(line[k], nxt, slack[k + 1], busy_until, shift, total_s, options)
+        slot, nxt = pairs[k]
+        plan = kept[k] or _place(slot, nxt, slack[k + 1], busy_until, shift, total_s, options)
         plans[i] = plan
         busy_until = max(busy_until, plan.end_s)
-        shift = max(0.0, plan.end_s - nxt.start_s) if nxt is not None and not _overlapped(line[k], nxt) else 0.0
+        nxt = line[k + 1] if k + 1 < len(line) else None
+        shift = (min(max(0.0, plan.end_s - nxt.start_s), options.max_shift_s)
+                 if nxt is not None and not _overlapped(line[k], nxt) else 0.0)
     return plans
+
+
+def _room(line: Sequence[Slot], kept: Sequence[Plan | None], k: int) -> tuple[Slot, Slot | None]:
+    """Line ``k``'s slot and the next one as its placement sees them: a fixed next line starts where its plan
+    does, and a line before it must end by then."""
+    slot, nxt = line[k], line[k + 1] if k + 1 < len(line) else None
+    after = kept[k + 1] if k + 1 < len(line) else None
+    if after is None or _overlapped(slot, nxt):
+        return slot, nxt
+    cap = max(after.start_s, slot.start_s)
+    return Slot(slot.start_s, min(slot.end_s, cap), slot.natural_s), Slot(cap, max(nxt.end_s, cap), nxt.natural_s)
 
 
 def _overlapped(slot: Slot, nxt: Slot | None) -> bool:
@@ -76,16 +99,20 @@ def _limit(slot: Slot, nxt: Slot | None, total_s: float, options: TimingOptions)
     return min(max(slot.end_s, nxt.start_s), total_s) if nxt is not None else total_s
 
 
-def _slack(line: Sequence[Slot], total_s: float, options: TimingOptions) -> list[float]:
+def _slack(pairs: Sequence[tuple[Slot, Slot | None]], kept: Sequence[Plan | None], total_s: float,
+           options: TimingOptions) -> list[float]:
     """Per line in time order (and 0 past the last), how much later it may start, at most ``max_shift_s``, and
-    still fit at ``max_stretch``, itself pushing the lines after it as far as they allow (right to left)."""
-    slack = [0.0] * (len(line) + 1)
-    for k in range(len(line) - 1, -1, -1):
-        nxt = line[k + 1] if k + 1 < len(line) else None
-        end = _limit(line[k], nxt, total_s, options)
-        if nxt is not None and options.borrow_silence and not _overlapped(line[k], nxt):
+    still fit at ``max_stretch``, itself pushing the lines after it as far as they allow (right to left); a fixed
+    line is never pushed."""
+    slack = [0.0] * (len(pairs) + 1)
+    for k in range(len(pairs) - 1, -1, -1):
+        if kept[k] is not None:
+            continue
+        slot, nxt = pairs[k]
+        end = _limit(slot, nxt, total_s, options)
+        if nxt is not None and options.borrow_silence and not _overlapped(slot, nxt):
             end = max(end, min(nxt.start_s + slack[k + 1], total_s))
-        room = end - line[k].start_s - line[k].natural_s / options.max_stretch
+        room = end - slot.start_s - slot.natural_s / options.max_stretch
         slack[k] = min(max(room, 0.0), options.max_shift_s)
     return slack
 

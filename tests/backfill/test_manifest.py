@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from graph.backfill import manifest as backfill_manifest
-from graph.backfill.manifest import Item, RunManifest, find_inputs, scan
+from graph.backfill.manifest import Item, RunManifest, Sidecars, find_inputs, scan
 from graph.backfill.progress import Progress
 from graph.errors import BadInput
 from graph.run.pipeline import Event
@@ -55,6 +55,25 @@ def test_scan_merges_duplicates_fails_non_audio_and_reuses_known_hashes(tmp_path
     monkeypatch.setattr(backfill_manifest, "content_hash", lambda path: hashed.append(path) or "x" * 24)
     again = {item.input: item for item in scan([a, b], previous)}
     assert hashed == [] and again[str(b)].state == "pending"  # unchanged files are not read again
+
+
+def test_sidecars_come_with_their_input_and_a_changed_one_redoes_the_item(tmp_path):
+    talk = tone(tmp_path / "talk.wav")
+    assert Sidecars.of(talk, ("pt-br",)) == Sidecars() and Sidecars().key() == ""
+    (tmp_path / "talk.vtt").write_text("WEBVTT\n")
+    (tmp_path / "talk.pt-br.srt").write_text("1\n")
+    (tmp_path / "talk.es.srt").write_text("1\n")  # not a target of this run
+    (tmp_path / "talk.edits.json").write_text("[]")
+    found = Sidecars.of(talk, ("pt-br",))
+    assert found == Sidecars(tmp_path / "talk.vtt", {"pt-br": tmp_path / "talk.pt-br.srt"}, tmp_path / "talk.edits.json")
+    (item,) = scan([talk], {}, ("pt-br",))
+    assert item.sidecars == found.key() != ""
+    item.state = "done"
+    (again,) = scan([talk], {item.key: item}, ("pt-br",))
+    assert again.state == "done"  # nothing changed
+    (tmp_path / "talk.edits.json").write_text('[{"id": "u0001", "text": "Outra."}]')
+    (redo,) = scan([talk], {item.key: again}, ("pt-br",))
+    assert redo.state == "pending" and redo.sidecars != item.sidecars
 
 
 def test_run_manifest_round_trip_and_done_needs_the_files(tmp_path):

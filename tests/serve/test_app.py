@@ -332,3 +332,88 @@ def test_sixteen_concurrent_jobs_match_each_job_run_alone(client, tmp_path):
         manifest_now, track_now = _outputs(client, status)
         assert manifest_now == manifest, path.name
         assert np.array_equal(track_now, track), path.name  # no other job's voice or line in this one
+
+
+def _track(client, status: dict) -> np.ndarray:
+    track, _ = sf.read(io.BytesIO(client.get(status["links"]["languages"]["pt-br"]["wav"]).content), dtype="float32")
+    return track
+
+
+def test_a_transcript_job_edited_over_http_renders_only_the_edited_line(client, dialogue, tmp_path):
+    """Transcript and translation as form files (no ASR, diarization or MT); then the edit API: listing, If-Match,
+    two concurrent edits of one line, bad edits, a render held mid-way (edits and renders refused meanwhile), and
+    the new revision's track equal to the last one's outside the edited line."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.fixtures.make_dialogue import write_transcript
+
+    srt = write_transcript(dialogue, tmp_path / "talk.srt", named=True)
+    ours = tmp_path / "talk.pt-br.srt"
+    ours.write_text(srt.read_text().replace("] ", "] Em português: "))
+    with open(dialogue.path, "rb") as audio, open(srt, "rb") as said, open(ours, "rb") as translated:
+        response = client.post("/v1/dubs", data={"targets": "pt-br", "source_language": "en"},
+                               files={"audio": ("talk.wav", audio), "transcript": ("talk.srt", said),
+                                      "translation.pt-br": ("talk.pt-br.srt", translated)})  # fmt: skip
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    status = wait_for(client, job_id)
+    assert status["status"] == "done" and status["revision"] == 0, status
+    base = f"/v1/dubs/{job_id}"
+    listed = client.get(f"{base}/lines").json()
+    assert listed["revision"] == 0 and listed["language"] == "pt-br" and sorted(listed["speakers"]) == ["alex", "beth"]
+    assert [line["text"].split(": ", 1)[0] for line in listed["lines"]] == ["Em português"] * len(dialogue.lines)
+    assert client.get(f"{base}/lines", params={"lang": "xx"}).status_code == 422
+    before, first = _track(client, status), listed["lines"][2]
+    url = f"{base}/lines/{first['id']}"
+
+    bad = [("/lines/u9999", {"text": "x"}, 404), (url, {"text": "x" * 2001}, 422), (url, {"end_s": 0.1}, 422),
+           (url, {"start_s": 0.0, "end_s": dialogue.duration_s + 5}, 422), (url, {"speaker": "nobody"}, 422),
+           (url, {"colour": "red"}, 422)]
+    for path, body, code in bad:
+        answer = client.patch(path if path.startswith("/v1") else f"{base}{path}", json=body)
+        assert answer.status_code == code and answer.json()["error"]["message"], (body, answer.text)
+    assert client.get(f"{base}/lines").json() == listed  # nothing changed
+
+    edited = client.patch(url, json={"text": "Uma frase nova e bem diferente."}, headers={"If-Match": '"0"'})
+    assert edited.status_code == 200 and edited.headers["ETag"] == '"1"', edited.text
+    assert edited.json()["revision"] == 1 and edited.json()["stale"] is True
+    stale = client.patch(url, json={"text": "Outra."}, headers={"If-Match": "0"})
+    assert stale.status_code == 409 and stale.json()["error"]["type"] == "EditConflict"
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda text: client.patch(url, json={"text": text}, headers={"If-Match": "1"}),
+                                ["Primeira versão da frase.", "Segunda versão da frase."]))
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+    winner = next(a.json() for a in answers if a.status_code == 200)
+    assert client.get(f"{base}/lines").json()["lines"][2]["text"] == winner["text"]
+
+    ctl = control()
+    ray.get(ctl.configure.remote(paused=True))  # the render's one line waits at the gate
+    try:
+        assert client.post(f"{base}/render", headers={"If-Match": "7"}).status_code == 409  # the job is at 0
+        started = client.post(f"{base}/render", headers={"If-Match": "0"})
+        assert started.status_code == 202 and started.json()["status"] in ("rendering", "done"), started.text
+        assert wait_for(client, job_id, until=("rendering",))["status"] == "rendering"
+        assert client.post(f"{base}/render").status_code == 409
+        assert client.patch(url, json={"text": "Ainda outra."}).status_code == 409
+    finally:
+        ray.get(ctl.configure.remote())
+    status = wait_for(client, job_id)
+    assert status["status"] == "done" and status["revision"] == 1, status
+    assert any("lines regenerated: pt-br 1" in event["message"] for event in status["log"]), status["log"]
+    after_lines = client.get(f"{base}/lines").json()
+    assert after_lines["revision"] == 1 and not any(line["stale"] for line in after_lines["lines"])
+    assert client.post(f"{base}/render").status_code == 200  # nothing stale: nothing queued
+    manifest = client.get(status["links"]["manifest"]).json()
+    assert manifest["revision"] == 1 and [e["line"] for e in manifest["edits"]] == [first["id"], first["id"]]
+    placed = {line["utterance_id"]: line for line in manifest["languages"]["pt-br"]["lines"]}
+    assert placed[first["id"]]["text"] == winner["text"] and placed[first["id"]]["revision"] == 2
+
+    after, sr = _track(client, status), 24_000
+    new = after_lines["lines"][2]
+    span = slice(int(min(first["start_s"], new["start_s"]) * sr) - 1, int(max(first["end_s"], new["end_s"]) * sr) + 2)
+    outside = np.ones(len(after), bool)
+    outside[span] = False
+    assert len(after) == len(before) and np.array_equal(after[outside], before[outside])  # bit for bit
+    assert not np.array_equal(after[span], before[span])
+    clip = client.get(f"{url}/audio")
+    assert clip.status_code == 200 and sf.info(io.BytesIO(clip.content)).duration > 0.3

@@ -1,5 +1,5 @@
 """A queued job's voice clips and library voices survive a restart of the job runner (no Serve: the in-process
-stand-ins of tests/run/test_pipeline.py), and a done job drops its clips with its other work files."""
+stand-ins of tests/run/test_pipeline.py), and a done job keeps its clips with its other work files (editing its lines needs them)."""
 
 from __future__ import annotations
 
@@ -64,4 +64,4 @@ def test_a_queued_jobs_clip_and_library_voice_are_used_after_a_restart(recording
     manifest = json.loads((jobs / job_id / "out" / "manifest.json").read_text())
     assert manifest["voices"]["A"]["source"] == "clip" and manifest["voices"]["A"]["clip"] == "clip-0.wav"
     assert manifest["voices"]["B"]["source"] == "library" and manifest["voices"]["B"]["voice"] == "deep"
-    assert not (jobs / job_id / "voices").exists()  # done: only the artifacts stay
+    assert (jobs / job_id / "voices" / "speakers.json").is_file()  # done: kept, like the rest editing may need

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from actors.models import Profile
+from graph.errors import EditConflict
 from graph.jobs.runner import JobQueueFull, JobRunner, Limits
 from graph.jobs.store import ID_PATTERN, JobStore
 from graph.options import DubOptions
@@ -59,7 +60,7 @@ async def settled(runner: JobRunner, job_id: str, timeout_s: float = 30) -> str:
     raise TimeoutError(job_id)
 
 
-def test_a_job_runs_to_done_and_keeps_only_its_artifacts(recording, tmp_path):
+def test_a_job_runs_to_done_and_keeps_its_artifacts(recording, tmp_path):
     async def main():
         runner = JobRunner(JobStore(tmp_path), stages(ToneVoice()), PROFILE)
         await runner.start()
@@ -71,7 +72,6 @@ def test_a_job_runs_to_done_and_keeps_only_its_artifacts(recording, tmp_path):
         return runner, record.id
 
     runner, job_id = asyncio.run(main())
-    assert sorted(p.name for p in (tmp_path / job_id).iterdir()) == ["out"]
     assert {p.name for p in (tmp_path / job_id / "out").iterdir()} >= {"manifest.json", "pt-br.wav", "pt-br.srt"}
     status = runner.status(job_id)
     assert status["status"] == "done" and status["runs"] == 1 and status["targets"] == ["pt-br"]
@@ -85,51 +85,26 @@ def test_a_job_runs_to_done_and_keeps_only_its_artifacts(recording, tmp_path):
     assert original_sr == 16_000 and len(original) / original_sr == pytest.approx(len(dub) / dub_sr, abs=1e-3)
 
 
-def test_a_runner_closed_right_after_done_still_removes_the_work_files(recording, tmp_path):
-    """The removal runs in a worker thread; closing the runner before that thread started must not drop it."""
+def test_a_done_job_keeps_what_editing_its_lines_needs_across_a_restart(recording, tmp_path):
+    """Input, checkpoint and line state stay beside the artifacts (until the job is deleted or expires)."""
     store = JobStore(tmp_path)
-    busy = threading.Event()
-    set_status = store.set_status
-
-    def set_status_then_occupy_the_executor(job_id, status, *args, **kwargs):
-        set_status(job_id, status, *args, **kwargs)
-        if status == "done":  # the executor's one thread is busy when the removal is queued behind it
-            asyncio.get_running_loop().run_in_executor(None, busy.wait, 10)
-            threading.Timer(0.5, busy.set).start()
-
-    store.set_status = set_status_then_occupy_the_executor
 
     async def main():
-        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(1))
         runner = JobRunner(store, stages(ToneVoice()), PROFILE)
         await runner.start()
         record = await runner.submit(OPTIONS, copier(recording))
         assert await settled(runner, record.id) == "done"
         await runner.close()
-        return record.id
+        again = JobRunner(store, stages(ToneVoice()), PROFILE)
+        await again.start()
+        await again.close()
+        return record
 
-    job_id = asyncio.run(main())
-    assert sorted(p.name for p in (tmp_path / job_id).iterdir()) == ["out"]
-
-
-def test_a_restart_removes_the_work_files_a_stopped_process_left_beside_a_done_job(recording, tmp_path):
-    store = JobStore(tmp_path)
-    job_id = store.new_id()
-    (store.checkpoint_dir(job_id) / "lines").mkdir(parents=True)
-    store.out_dir(job_id).mkdir()
-    (store.out_dir(job_id) / "pt-br.wav").write_bytes(b"RIFF")
-    copier(recording)(store.job_dir(job_id))
-    store.create(job_id, {"targets": ["pt-br"]}, "input.wav")
-    store.set_status(job_id, "done")
-
-    async def main():
-        runner = JobRunner(store, stages(ToneVoice()), PROFILE)
-        await runner.start()
-        await runner.close()
-
-    asyncio.run(main())
-    assert sorted(p.name for p in store.job_dir(job_id).iterdir()) == ["out"]
-    assert (store.out_dir(job_id) / "pt-br.wav").read_bytes() == b"RIFF" and store.get(job_id).status == "done"
+    record = asyncio.run(main())
+    kept = {p.name for p in store.job_dir(record.id).iterdir()}
+    assert {"out", "checkpoint", "lines.npz", record.input_name} <= kept
+    assert store.get(record.id).status == "done"
+    assert any(store.checkpoint_dir(record.id).rglob("*")) and (store.out_dir(record.id) / "pt-br.wav").is_file()
 
 
 def test_a_full_queue_refuses_with_retry_after(recording, tmp_path):
@@ -224,3 +199,56 @@ def test_failures_are_reported_with_a_reason_and_no_traceback(recording, tmp_pat
     silent_error, crashed_error = asyncio.run(main())
     assert silent_error["type"] == "BadAudio" and "silent" in silent_error["message"]
     assert crashed_error["type"] == "InternalError" and "Traceback" not in crashed_error["message"]
+
+
+async def _until(predicate, timeout_s: float = 30) -> None:
+    for _ in range(int(timeout_s / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError("condition not met")
+
+
+def test_a_render_stopped_by_a_restart_resumes_and_ends_done_at_the_next_revision(recording, tmp_path):
+    """Edits are refused while a job renders; a runner closed mid-render leaves the job rendering, its last
+    revision served; the next start renders it again to the end."""
+    store = JobStore(tmp_path)
+    voice = GatedVoice(open_lines=10_000)
+
+    async def before():
+        runner = JobRunner(store, stages(voice), PROFILE)
+        await runner.start()
+        record = await runner.submit(OPTIONS, copier(recording))
+        assert await settled(runner, record.id) == "done"
+        listed = await asyncio.to_thread(runner.editor.lines, record.id, None)
+        line = listed["lines"][1]
+        edited = await runner.editor.edit(record.id, line["id"], {"text": "Uma frase nova."}, line["revision"])
+        assert edited["stale"] and edited["revision"] == line["revision"] + 1
+        voice.open_lines = voice.admitted  # the render's line waits at the gate
+        assert await runner.editor.request_render(record.id, 0)
+        await _until(lambda: voice.admitted > voice.open_lines)
+        assert runner.status(record.id)["status"] == "rendering"
+        with pytest.raises(EditConflict, match="rendering"):
+            await runner.editor.edit(record.id, line["id"], {"text": "Outra."}, None)
+        with pytest.raises(EditConflict, match="rendering"):
+            await runner.editor.request_render(record.id, None)
+        await runner.close()
+        voice.gate.set()
+        return record.id, line["id"]
+
+    async def after(job_id):
+        runner = JobRunner(store, stages(ToneVoice()), PROFILE)
+        await runner.start()
+        assert await settled(runner, job_id) == "done"
+        await runner.close()
+        return runner.status(job_id)
+
+    job_id, line_id = asyncio.run(before())
+    assert store.get(job_id).status == "rendering"
+    status = asyncio.run(after(job_id))
+    assert status["revision"] == 1, status
+    assert any("revision 1: lines regenerated: pt-br 1" in e["message"] for e in status["log"]), status["log"]
+    manifest = json.loads((store.out_dir(job_id) / "manifest.json").read_text())
+    placed = {line["utterance_id"]: line for line in manifest["languages"]["pt-br"]["lines"]}
+    assert placed[line_id]["text"] == "Uma frase nova." and placed[line_id]["revision"] == 1
+    assert not (store.out_dir(job_id) / ".render").exists()  # the staged files moved into place

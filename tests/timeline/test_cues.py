@@ -66,3 +66,17 @@ def test_unnamed_cues_take_the_overlapping_or_nearest_turn():
 def test_malformed_transcripts_are_clear_errors(text, message):
     with pytest.raises(BadInput, match=message):
         parse_cues(text, "talk.srt")
+
+
+def test_a_translation_lines_up_cue_for_cue_or_says_which_cue_does_not():
+    from graph.timeline.cues import aligned_texts
+    from graph.types import Utterance
+
+    lines = [Utterance("u0000", "A", 1.0, 2.5, "Hello there."), Utterance("u0001", "B", 3.0, 4.0, "Hi.")]
+    srt = "1\n00:00:01,000 --> 00:00:02,500\nOlá.\n\n2\n00:00:03,100 --> 00:00:04,000\n[B] Oi.\n"
+    assert aligned_texts(parse_cues(srt), lines) == ["Olá.", "Oi."]
+    with pytest.raises(BadInput, match="has 1 cues for 2 source lines"):
+        aligned_texts(parse_cues(srt.split("\n\n")[0]), lines, "the pt-br translation")
+    late = srt.replace("00:00:03,100 --> 00:00:04,000", "00:00:05,000 --> 00:00:06,000")
+    with pytest.raises(BadInput, match=r"cue 2 \(5.000-6.000 s\) does not line up with source line u0001"):
+        aligned_texts(parse_cues(late), lines)

@@ -106,3 +106,28 @@ def test_every_unmoved_line_starts_at_its_source_start_and_no_line_drifts():
         assert plan.rate <= OPTS.max_rate + 1e-9 and plan.remedy in REMEDIES
     for plan, nxt in zip(plans, plans[1:]):
         assert plan.end_s <= nxt.start_s + 1e-9  # no line runs into the next
+
+
+def test_fixed_lines_keep_their_plans_and_the_others_fit_around_them():
+    """A re-render: the unchanged lines keep their plans (a pushed one stays pushed), an edited line that got
+    longer gets only the room before the next fixed line (its start, not its slot), never pushing it."""
+    slots = [Slot(0.0, 1.0, 1.3 * 1.1), Slot(1.0, 2.0, 0.9), Slot(4.0, 5.0, 0.8)]
+    first = solve(slots, 10.0, TimingOptions(max_preroll_s=0.0))
+    assert first[1].shift_s == pytest.approx(0.1)  # the first line pushed the second
+    edited = [Slot(0.0, 1.0, 2.0), slots[1], slots[2]]
+    plans = solve(edited, 10.0, TimingOptions(max_preroll_s=0.0), fixed={1: first[1], 2: first[2]})
+    assert plans[1] is first[1] and plans[2] is first[2]
+    assert plans[0].end_s == pytest.approx(first[1].start_s) and plans[0].remedy == "max_rate"
+    shorter = solve([Slot(0.0, 1.0, 0.5), slots[1], slots[2]], 10.0, OPTS, fixed={1: first[1], 2: first[2]})
+    assert shorter[0].end_s == pytest.approx(0.5) and shorter[1:] == first[1:]
+
+
+def test_a_line_after_a_fixed_line_starts_after_it_and_leaves_the_next_fixed_one_alone():
+    slots = [Slot(0.0, 2.0, 3.0), Slot(2.5, 3.5, 0.5), Slot(3.6, 4.6, 0.9)]
+    first = solve(slots, 10.0, OPTS)
+    assert first[0].remedy == "silence_after" and first[0].end_s == pytest.approx(3.0 / 1.3)
+    moved = [slots[0], Slot(2.2, 3.5, 1.6), slots[2]]  # the edited line's slot now starts inside the kept line's end
+    plans = solve(moved, 10.0, OPTS, fixed={0: first[0], 2: first[2]})
+    assert plans[0] is first[0] and plans[2] is first[2]
+    assert plans[1].start_s == pytest.approx(first[0].end_s) and plans[1].shift_s == pytest.approx(3.0 / 1.3 - 2.2)
+    assert plans[1].end_s <= first[2].start_s + 1e-9

@@ -81,8 +81,8 @@ class Editor {
     f.source_text.value = raw.source_text ?? "";
     f.speaker.replaceChildren(...this.speakers.map((s) => el("option", { value: s }, s)));
     f.speaker.value = raw.speaker;
-    f.start_s.value = raw.start_s;
-    f.end_s.value = raw.end_s;
+    f.start_s.value = raw.source_start_s; // the slot in the source (start_s/end_s: where it plays now)
+    f.end_s.value = raw.source_end_s;
     f.locked.checked = Boolean(raw.locked);
     this.state.textContent = raw.stale ? "Edited: regenerate to hear it." : "";
   }
@@ -96,7 +96,7 @@ class Editor {
     if (f.speaker.value !== raw.speaker) body.speaker = f.speaker.value;
     for (const name of ["start_s", "end_s"]) {
       const value = Number.parseFloat(f[name].value);
-      if (Number.isFinite(value) && Math.abs(value - raw[name]) > 1e-6) body[name] = value;
+      if (Number.isFinite(value) && Math.abs(value - raw[`source_${name}`]) > 1e-6) body[name] = value;
     }
     if (f.locked.checked !== Boolean(raw.locked)) body.locked = f.locked.checked;
     return body;
