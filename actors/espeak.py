@@ -67,7 +67,6 @@ class EspeakSynthesizer:
         self.binary: str = load_object(spec.loader)(location, self.device) if spec.loader else location
         self.rate = int(spec.options.get("rate", DEFAULT_RATE))
         self.languages = self._installed(profile)
-        _pitch(np.sin(2 * np.pi * 150.0 * np.arange(ANALYSIS_SR // 2) / ANALYSIS_SR).astype(np.float32))  # see _pitch
         log.info("espeak-ng %s: %d languages, rate %d wpm", self.binary, len(self.languages), self.rate)
 
     def prepare(self, reference: np.ndarray, sr: int) -> VoiceConditionals:
@@ -142,9 +141,9 @@ class EspeakSynthesizer:
 
 
 def _pitch(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """F0 per frame and whether it is voiced (librosa's pYIN). Its numba kernels compile on the first call in a
-    process (seconds): the constructor calls it once on a short tone, so that cost falls on the actor's start (for a
-    warm actor, before any job) instead of on the first speaker's voice."""
+    """F0 per frame and whether it is voiced (librosa's pYIN; its numba kernels compile on the first call in a
+    process). Not warmed in the constructor: replicas starting together would write librosa's numba cache at once,
+    which was seen to leave it corrupt."""
     import librosa
 
     f0, voiced, _ = librosa.pyin(y, fmin=60.0, fmax=500.0, sr=ANALYSIS_SR, frame_length=1024)

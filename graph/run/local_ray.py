@@ -10,7 +10,8 @@ Settings for a small machine (``RAY_SETTINGS``, Ray's documented ``RAY_<setting>
 the Ray processes an embedded run or `dubgraph up` starts): no workers prestarted when the first driver connects
 (Ray starts one idle worker per CPU then, and actors never use them: measured, they stay idle while every actor
 gets a process of its own; on 2 cores that is two interpreters importing Ray while the model actors load), and no
-usage-stats reporting. The dashboard UI is off (``include_dashboard=False``).
+usage-stats reporting and no metrics collection (nothing here reads Ray's metrics, and a start under load went
+through with it off where it timed out with it on). The dashboard UI is off (``include_dashboard=False``).
 
 A limit of Ray 2.60 that no setting changes: its raylet waits a fixed 15 s for the dashboard agent (a Python
 process importing every dashboard module) to write its port files, and gives up the whole start when it is late,
@@ -28,7 +29,8 @@ from graph.errors import DubError
 log = logging.getLogger(__name__)
 
 WORKER_ENV = {"PYANNOTE_METRICS_ENABLED": "false", "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
-RAY_SETTINGS = {"RAY_prestart_worker_first_driver": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+RAY_SETTINGS = {"RAY_prestart_worker_first_driver": "0", "RAY_USAGE_STATS_ENABLED": "0",
+                "RAY_enable_metrics_collection": "0"}
 STARTUP_TIMEOUT = "timed out during startup"  # what Ray 2.60 raises when its raylet gave up waiting for its agents
 
 

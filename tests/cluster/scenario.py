@@ -30,6 +30,8 @@ from pathlib import Path
 import httpx
 import yaml
 
+from tests.serve.synth import take
+
 ROOT = Path(__file__).resolve().parents[2]
 SYNTH = "tests.serve.synth:LoggedSynthesizer"
 LINES_BEFORE_KILL = 3
@@ -99,8 +101,8 @@ def kill_busiest(sim: SimulatedCluster, actors: dict[str, list[tuple[str, int]]]
     pids = {pid for placed in actors.values() for node, pid in placed if node == victim}
     sim.kill_worker(victim)
     events = logged(log)
-    started = Counter((e["seed"], e["text"]) for e in events if e["event"] == "enter" and e["pid"] in pids)
-    done = Counter((e["seed"], e["text"]) for e in events if e["event"] == "done" and e["pid"] in pids)
+    started = Counter(take(e) for e in events if e["event"] == "enter" and e["pid"] in pids)
+    done = Counter(take(e) for e in events if e["event"] == "done" and e["pid"] in pids)
     return {"actors_killed": sum(node == victim for placed in actors.values() for node, _ in placed),
             "victim_pids": sorted(pids), "in_flight": sum((started - done).values())}  # fmt: skip
 
@@ -108,11 +110,11 @@ def kill_busiest(sim: SimulatedCluster, actors: dict[str, list[tuple[str, int]]]
 def redone(log: Path, victim_pids: list[int]) -> dict:
     """Lines voiced more than once, and whether each was first voiced (or begun) on the killed node."""
     events = logged(log)
-    voiced = Counter((e["seed"], e["text"]) for e in events if e["event"] == "done")
+    voiced = Counter(take(e) for e in events if e["event"] == "done")
     again = [line for line, count in voiced.items() if count > 1]
     first = {}
     for e in events:
-        first.setdefault((e["seed"], e["text"]), e["pid"])
+        first.setdefault(take(e), e["pid"])
     return {"voiced": len(voiced), "redone": sum(voiced[line] - 1 for line in again),
             "redone_off_the_killed_node": sum(first[line] not in victim_pids for line in again)}
 

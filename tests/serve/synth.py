@@ -88,7 +88,7 @@ class CountingSynthesizer(EspeakSynthesizer):
             ray.get(ctl.leave.remote(text, seed, pid, done, pace))
 
 
-LOG_ENV = "DUBGRAPH_TEST_SYNTH_LOG"  # JSON lines: {"event": "enter"|"start"|"done", "seed", "text", "pid"}
+LOG_ENV = "DUBGRAPH_TEST_SYNTH_LOG"  # JSON lines: {"event": "enter"|"start"|"done", "seed", "text", "pace", "pid"}
 GATE_ENV = "DUBGRAPH_TEST_SYNTH_GATE"  # while this file exists, it holds how many lines may start in all
 
 
@@ -100,16 +100,16 @@ class LoggedSynthesizer(EspeakSynthesizer):
 
     def synthesize(self, text, language, conditionals, seed=0, exaggeration=0.5, cfg_weight=0.5, temperature=0.8,
                    pace=1.0):
-        self._record("enter", text, seed)  # the call reached a replica: in flight from here
-        self._record("start", text, seed, wait=True)
+        self._record("enter", text, seed, pace)  # the call reached a replica: in flight from here
+        self._record("start", text, seed, pace, wait=True)
         clip = super().synthesize(text, language, conditionals, seed, exaggeration, cfg_weight, temperature, pace)
-        self._record("done", text, seed)
+        self._record("done", text, seed, pace)
         return clip
 
     @staticmethod
-    def _record(event: str, text: str, seed: int, wait: bool = False) -> None:
+    def _record(event: str, text: str, seed: int, pace: float, wait: bool = False) -> None:
         log, gate = Path(os.environ[LOG_ENV]), Path(os.environ[GATE_ENV])
-        entry = json.dumps({"event": event, "seed": seed, "text": text, "pid": os.getpid()}) + "\n"
+        entry = json.dumps({"event": event, "seed": seed, "text": text, "pace": pace, "pid": os.getpid()}) + "\n"
         while True:
             with open(log, "a+") as f:
                 fcntl.flock(f, fcntl.LOCK_EX)  # replicas in other processes count and append one at a time
@@ -120,6 +120,12 @@ class LoggedSynthesizer(EspeakSynthesizer):
                     f.write(entry)
                     return
             time.sleep(0.05)  # held at the gate, as a slow replica would be
+
+
+def take(event: dict) -> tuple:
+    """What one synthesizer call voiced: the line (seed, text) at a pace. The timeline asks for a line again at
+    another pace when its first take missed its plan: that is a new take, not a line voiced again."""
+    return event["seed"], event["text"], event["pace"]
 
 
 def logged(log: Path) -> list[dict]:

@@ -22,7 +22,7 @@ import yaml
 
 from tests.processes import kill_session
 from tests.serve.conftest import _free_port, wait_for
-from tests.serve.synth import GATE_ENV, LOG_ENV, logged
+from tests.serve.synth import GATE_ENV, LOG_ENV, logged, take
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 600.0
@@ -90,7 +90,7 @@ def test_sigkilled_serve_run_resumes_every_job_without_voicing_a_finished_line_a
         before = [client.get(f"/v1/dubs/{job_id}").json()["status"] for job_id in ids]
     finally:
         kill_session(proc)
-    finished = {(e["seed"], e["text"]) for e in logged(synth_log) if e["event"] == "done"}
+    finished = {take(e) for e in logged(synth_log) if e["event"] == "done"}
     in_flight = len([e for e in logged(synth_log) if e["event"] == "enter"]) - len(finished)
     gate.unlink()
     proc = start(config, log)
@@ -104,11 +104,12 @@ def test_sigkilled_serve_run_resumes_every_job_without_voicing_a_finished_line_a
     assert before == ["running", "queued"]
     assert [s["status"] for s in after] == ["done", "done"], after
     assert [s["runs"] for s in after] == [2, 1]
-    voiced = Counter((e["seed"], e["text"]) for e in logged(synth_log) if e["event"] == "done")
+    voiced = Counter(take(e) for e in logged(synth_log) if e["event"] == "done")
     recomputed = [line for line in finished if voiced[line] > 1]
     assert len(finished) == FINISHED_BEFORE_KILL and in_flight == 1  # the crash came where it was meant to
     assert not recomputed, recomputed  # finished lines: never again
     lines = [(line["utterance_id"], line["text"]) for m in manifests for line in m["languages"]["pt-br"]["lines"]]
-    assert sum(voiced.values()) == len([1 for _, text in lines if text.strip()])  # each line voiced exactly once
+    assert max(voiced.values()) == 1 and {text for _, text, _ in voiced} >= {text for _, text in lines if text.strip()}
+    # every take voiced once, and every line of both jobs voiced
     print(f"crash: 2 jobs accepted, 2 completed, {len(finished)} lines finished before the kill, {in_flight} in "
           f"flight, {len(recomputed)} recomputed, {sum(voiced.values())} voiced in all")
