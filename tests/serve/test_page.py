@@ -2,7 +2,8 @@
 
 Upload -> per-stage progress (the test synthesizer holds the lines, so the page is caught mid-job) -> a full
 queue shown as a wait -> the job's review: lanes and blocks from the manifest, keyboard and click playback, the
-language switch, every download compared byte for byte with the server's file; errors as sentences; a phone
+language switch, every download compared byte for byte with the server's file; a line edited, saved and
+regenerated into the job's next revision; errors as sentences; a phone
 width. Every step leaves a screenshot under the module's output directory; any console error a test did not
 provoke fails it.
 """
@@ -329,3 +330,56 @@ def test_page_is_served_with_its_vendored_library(client):
         assert served.status_code == 200 and "javascript" in served.headers["content-type"]
         assert hashlib.sha256(served.content).hexdigest() == sha, f"{name} differs from VERSIONS: make vendor-web"
         assert (WEB_DIR / "static" / "vendor" / f"LICENSE.{name}.txt").is_file()
+
+
+def test_a_line_edited_on_the_page_is_regenerated_into_a_new_revision(page, client, done_job, console, screens):
+    """Select a line, change its text, save, regenerate: the page and the server show the job's next revision, with
+    that line in it (and only that line regenerated)."""
+    from playwright.sync_api import expect
+
+    before = client.get(f"/v1/dubs/{done_job}").json()
+    revision, duration = before["revision"], client.get(before["links"]["manifest"]).json()["duration_s"]
+    line = client.get(f"/v1/dubs/{done_job}/lines").json()["lines"][1]
+    page.goto(f"/#/jobs/{done_job}")
+    if page.locator("#key-dialog").is_visible():
+        _enter_key(page)
+        assert console.take(expected_statuses=[401]) == []
+    expect(page.locator("#review")).to_have_attribute("data-editing", "on")  # lines from the editing API
+    block = page.locator(f'.block[data-line="{line["id"]}"]')
+    block.click()
+    form = page.locator("#edit")
+    expect(form).to_be_visible()
+    # the slot exactly as the server has it (not rounded to a step): saving must not trip the form's validation
+    assert float(form.locator("[name=end_s]").input_value()) == line["source_end_s"]
+    text = "Uma frase corrigida na página."
+    form.locator("[name=text]").fill(text)
+    with page.expect_response(lambda r: r.request.method == "PATCH") as patched:
+        form.get_by_role("button", name="Save the edit").click()
+    assert patched.value.status == 200 and patched.value.headers["etag"] == f'"{line["revision"] + 1}"'
+    expect(page.locator("#edit-state")).to_have_text("Saved. Regenerate to hear the change.")
+    expect(block).to_have_class(re.compile(r"\bstale\b"))
+    expect(page.locator("#render")).to_have_text("Regenerate 1 edited line")
+    edited = next(e for e in client.get(f"/v1/dubs/{done_job}/lines").json()["lines"] if e["id"] == line["id"])
+    assert edited["text"] == text and edited["stale"] and edited["revision"] == line["revision"] + 1
+    screens(page, "edited")
+
+    track = re.compile(rf"/v1/dubs/{done_job}/pt-br\.(flac|wav)\?r={revision + 1}$")  # the new revision's track
+    with page.expect_response(lambda r: bool(track.search(r.url)) and r.ok, timeout=JOB_MS):
+        page.locator("#render").click()
+    expect(page.locator("#job-log")).to_contain_text(f"revision {revision + 1}: lines regenerated: pt-br 1")
+    expect(page.locator("#job-state .status")).to_have_text("Done")
+    _until(page, "p.readyState >= 1 && Math.abs(p.duration - a) < 0.05", duration)
+    expect(block).to_contain_text(text)
+    expect(block).not_to_have_class(re.compile(r"\bstale\b"))
+    expect(page.locator("#render-bar")).to_be_hidden()
+    screens(page, "regenerated")
+
+    status = client.get(f"/v1/dubs/{done_job}").json()
+    assert status["status"] == "done" and status["revision"] == revision + 1
+    served = client.get(f"/v1/dubs/{done_job}/lines").json()
+    now = next(e for e in served["lines"] if e["id"] == line["id"])
+    assert served["revision"] == revision + 1 and now["text"] == text and not now["stale"]
+    assert now["revision"] == line["revision"] + 1
+    placed = client.get(status["links"]["manifest"]).json()["languages"]["pt-br"]["lines"]
+    assert next(p for p in placed if p["utterance_id"] == line["id"])["text"] == text
+    assert console.take() == []

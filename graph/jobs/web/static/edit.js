@@ -31,8 +31,10 @@ class Editor {
     this.raw.clear();
     this.form.hidden = true;
     this.bar.hidden = true;
+    this.renderState.textContent = ""; // a new revision is on screen: the last render's message is done
     this.review.onSelect = () => {};
     this.review.onTrack = () => {};
+    delete this.review.root.dataset.editing;
     const lang = status.targets[0];
     if (!("revision" in status) || !lang) return;
     let answer;
@@ -47,6 +49,7 @@ class Editor {
     this.use(lang, answer.lines);
     this.review.onTrack = (track) => this.loadTrack(track);
     this.review.onSelect = (line) => this.edit(line);
+    this.review.root.dataset.editing = "on"; // lines can be selected for editing from now on
     this.countStale();
   }
 
@@ -144,10 +147,16 @@ class Editor {
     this.renderButton.disabled = true;
     this.renderState.textContent = "Starting…";
     try {
-      await api(`v1/dubs/${this.status.id}/render`, {
+      const response = await api(`v1/dubs/${this.status.id}/render`, {
         method: "POST",
         headers: { "If-Match": String(this.status.revision) },
       });
+      if (response.status === 200) {
+        // 200, not 202: nothing was stale on the server (the edits were rendered elsewhere meanwhile)
+        this.renderState.textContent = "Nothing to regenerate: every edit is already in this version.";
+        this.renderButton.disabled = false;
+        return;
+      }
       this.renderState.textContent = "Regenerating: the new version appears when it is ready.";
       this.form.hidden = true;
       this.onRender();
