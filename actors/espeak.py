@@ -80,7 +80,9 @@ class EspeakSynthesizer:
             log.warning("silent voice reference: using the default espeak voice")
             return self._voice(DEFAULT_VARIANT, DEFAULT_PITCH)
         y = librosa.resample(samples, orig_sr=sr, target_sr=ANALYSIS_SR) if sr != ANALYSIS_SR else samples
-        f0, voiced = _pitch(y)
+        # pYIN's numba kernels compile on the first call in a process; not warmed in the constructor, where
+        # replicas starting together would write librosa's numba cache at once (seen to leave it corrupt)
+        f0, voiced, _ = librosa.pyin(y, fmin=60.0, fmax=500.0, sr=ANALYSIS_SR, frame_length=1024)
         if not np.any(voiced):
             log.warning("no voiced frames in the voice reference: using the default espeak voice")
             return self._voice(DEFAULT_VARIANT, DEFAULT_PITCH)
@@ -138,16 +140,6 @@ class EspeakSynthesizer:
         voices = {line.split()[1] for line in listing.splitlines()[1:] if len(line.split()) > 1}
         return tuple(code for code, lang in LANGUAGES.items()
                      if lang.espeak in voices or any(v.startswith(lang.espeak + "-") for v in voices))
-
-
-def _pitch(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """F0 per frame and whether it is voiced (librosa's pYIN; its numba kernels compile on the first call in a
-    process). Not warmed in the constructor: replicas starting together would write librosa's numba cache at once,
-    which was seen to leave it corrupt."""
-    import librosa
-
-    f0, voiced, _ = librosa.pyin(y, fmin=60.0, fmax=500.0, sr=ANALYSIS_SR, frame_length=1024)
-    return f0, voiced
 
 
 def _variant_pitch(conditionals: Any) -> tuple[str, int]:
