@@ -23,9 +23,14 @@ The location ``resolve`` gives is the espeak-ng executable; a ``spec.loader`` ("
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import logging
 import subprocess
+import tempfile
+import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,6 +56,7 @@ FEMALE_F0 = (124.0, 152.0, 191.0, 248.0, 322.0)
 CENTROID_STEP_HZ = 100.0  # width of the centroid bands dealt round-robin to the variants of one gender
 ANALYSIS_SR = 16000
 TIMEOUT_S = 120
+PITCH_LOCK = Path(tempfile.gettempdir()) / "dubgraph-pitch-kernels.lock"  # see _pitch
 KIND = "espeak"  # VoiceConditionals.kind of what ``prepare`` makes
 DEFAULT_VARIANT, DEFAULT_PITCH = "m3", 50  # for references with no voiced frames
 
@@ -67,6 +73,7 @@ class EspeakSynthesizer:
         self.binary: str = load_object(spec.loader)(location, self.device) if spec.loader else location
         self.rate = int(spec.options.get("rate", DEFAULT_RATE))
         self.languages = self._installed(profile)
+        _pitch(np.sin(2 * np.pi * 150.0 * np.arange(ANALYSIS_SR // 2) / ANALYSIS_SR).astype(np.float32))  # see _pitch
         log.info("espeak-ng %s: %d languages, rate %d wpm", self.binary, len(self.languages), self.rate)
 
     def prepare(self, reference: np.ndarray, sr: int) -> VoiceConditionals:
@@ -80,9 +87,7 @@ class EspeakSynthesizer:
             log.warning("silent voice reference: using the default espeak voice")
             return self._voice(DEFAULT_VARIANT, DEFAULT_PITCH)
         y = librosa.resample(samples, orig_sr=sr, target_sr=ANALYSIS_SR) if sr != ANALYSIS_SR else samples
-        # pYIN's numba kernels compile on the first call in a process; not warmed in the constructor, where
-        # replicas starting together would write librosa's numba cache at once (seen to leave it corrupt)
-        f0, voiced, _ = librosa.pyin(y, fmin=60.0, fmax=500.0, sr=ANALYSIS_SR, frame_length=1024)
+        f0, voiced = _pitch(y)
         if not np.any(voiced):
             log.warning("no voiced frames in the voice reference: using the default espeak voice")
             return self._voice(DEFAULT_VARIANT, DEFAULT_PITCH)
@@ -140,6 +145,30 @@ class EspeakSynthesizer:
         voices = {line.split()[1] for line in listing.splitlines()[1:] if len(line.split()) > 1}
         return tuple(code for code, lang in LANGUAGES.items()
                      if lang.espeak in voices or any(v.startswith(lang.espeak + "-") for v in voices))
+
+
+_kernels = threading.Lock()
+_kernels_loaded = False  # pYIN's numba kernels are in this process
+
+
+def _pitch(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """F0 per frame and whether it is voiced (librosa's pYIN).
+
+    The first call in a process loads pYIN's numba kernels from librosa's cache, compiling and writing them the first
+    time on a machine (seconds either way): the constructor makes that call on a short tone, so the cost falls on the
+    actor's start, beside the other stages' work (for a warm actor, before any job), not on the first speaker's
+    voice. It is made holding ``PITCH_LOCK`` (an flock), one process at a time: processes writing that cache at once
+    were seen to leave it corrupt (every later start crashed until its files were removed)."""
+    import librosa
+
+    global _kernels_loaded
+    with contextlib.ExitStack() as held:
+        if not _kernels_loaded:
+            held.enter_context(_kernels)
+            fcntl.flock(held.enter_context(open(PITCH_LOCK, "a")), fcntl.LOCK_EX)  # released when the file closes
+        f0, voiced, _ = librosa.pyin(y, fmin=60.0, fmax=500.0, sr=ANALYSIS_SR, frame_length=1024)
+        _kernels_loaded = True
+    return f0, voiced
 
 
 def _variant_pitch(conditionals: Any) -> tuple[str, int]:

@@ -21,6 +21,10 @@ pytest_plugins = [
 
 
 def pytest_collection_modifyitems(config, items):
+    # Modules with long tests first (a stable sort): the test workers take whole files in this order, so the last
+    # files to start are short ones and no worker is left running a long module alone at the end.
+    slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow)
     import torch
 
     if torch.cuda.is_available():

@@ -166,3 +166,32 @@ def test_conditionals_espeak_cannot_use_are_refused(synth, voices):
                  {"variant": "f1", "pitch": True}):
         with pytest.raises(BadInput, match="need a variant of m1, .* and a pitch 0..99"):
             synth.synthesize(SENTENCE, "pt-br", VoiceConditionals("espeak", "espeak-ng", meta=meta))
+
+
+def test_the_first_pitch_analysis_in_a_process_holds_the_machine_wide_lock(monkeypatch):
+    """pYIN's first call in a process may write librosa's numba cache: it runs holding the lock file (asked from
+    another open file, as another process would), later calls do not wait for it."""
+    import fcntl
+
+    import librosa
+
+    from actors import espeak as module
+
+    held, real = [], librosa.pyin
+
+    def probing(*args, **kwargs):
+        with open(module.PITCH_LOCK, "a") as other:
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(False)
+            except BlockingIOError:
+                held.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(librosa, "pyin", probing)
+    monkeypatch.setattr(module, "_kernels_loaded", False)
+    tone = np.sin(2 * np.pi * 200.0 * np.arange(8000) / 16000).astype(np.float32)
+    first, _ = module._pitch(tone)
+    module._pitch(tone)
+    assert held == [True, False]
+    assert abs(float(np.nanmedian(first)) - 200.0) < 5.0

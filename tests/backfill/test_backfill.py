@@ -16,6 +16,8 @@ from graph.options import TtsOptions, to_dict
 
 from .helpers import OPTIONS, ROOT, backfill, by_name, checkpoint_mtimes, output_mtimes, run_manifest
 
+pytestmark = pytest.mark.slow  # six files dubbed, then reruns
+
 
 @pytest.fixture(scope="module")
 def first_run(offline_stages, clip_dir, tmp_path_factory):

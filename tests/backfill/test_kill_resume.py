@@ -11,6 +11,8 @@ from tests.processes import kill_session
 
 from .helpers import ROOT, backfill, checkpoint_mtimes, output_mtimes, run_manifest
 
+pytestmark = pytest.mark.slow  # a backfill process killed and run again
+
 START_TIMEOUT_S = 300
 
 

@@ -14,9 +14,9 @@ from tests.e2e.conftest import TARGETS
 
 
 @pytest.mark.slow
-def test_three_languages_structure_timing_and_speakers(tiny_profile, dialogue, ray_local, tmp_path):
+def test_three_languages_structure_timing_and_speakers(tiny_profile, short_dialogue, ray_local, tmp_path):
     options = DubOptions(targets=TARGETS, profile="tiny", diarize=DiarizeOptions(num_speakers=2))
-    result = dub_file(dialogue.path, tmp_path / "out", options, tiny_profile, replicas=Replicas(synthesizer=2))
+    result = dub_file(short_dialogue.path, tmp_path / "out", options, tiny_profile, replicas=Replicas(synthesizer=2))
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["models"]["synthesizer"] == "tiny random ChatterBox"
     utterances = {u["id"]: u for u in manifest["utterances"]}
@@ -28,7 +28,7 @@ def test_three_languages_structure_timing_and_speakers(tiny_profile, dialogue, r
             assert line["speaker"] == utterances[line["utterance_id"]]["speaker"]
             assert "synthesis_failed" not in line["flags"] and line["rate"] <= 2.0 + 1e-3
         info = sf.info(tmp_path / "out" / f"{lang}.wav")
-        assert info.samplerate == 24000 and abs(info.frames / 24000 - dialogue.duration_s) < 1e-3
+        assert info.samplerate == 24000 and abs(info.frames / 24000 - short_dialogue.duration_s) < 1e-3
         timing = audit_dub(tmp_path / "out", lang)  # random weights speak noise, but it is heard where planned
         assert timing.onset_ms and timing.p95_onset_ms <= 40 and timing.max_move_ms <= 340
     assert set(result.speakers) == {u["speaker"] for u in utterances.values()} == set(manifest["voices"])

@@ -11,7 +11,7 @@ from graph.run.pools import Replicas
 
 
 @pytest.mark.slow
-def test_batched_synthesis_dubs_what_line_by_line_synthesis_dubs(tiny_profile, dialogue, ray_local, tmp_path):
+def test_batched_synthesis_dubs_what_line_by_line_synthesis_dubs(tiny_profile, short_dialogue, ray_local, tmp_path):
     """The same job through a synthesizer voicing lines one by one and one decoding them in batches: same lines,
     same placements, same audio (within batched rounding); the batched actor really ran batches."""
     import asyncio
@@ -31,7 +31,7 @@ def test_batched_synthesis_dubs_what_line_by_line_synthesis_dubs(tiny_profile, d
             line.unlink()
         stages = start_stages(tiny_profile, replicas)
         try:
-            job = make_job(dialogue.path, tmp_path / name, options, tiny_profile)
+            job = make_job(short_dialogue.path, tmp_path / name, options, tiny_profile)
             asyncio.run(dub(job, stages, checkpoint=Checkpoint(tmp_path / "checkpoints")))
             stats = ray.get(stages.synthesizer.handles[0].stats.remote())
         finally:
@@ -48,7 +48,7 @@ def test_batched_synthesis_dubs_what_line_by_line_synthesis_dubs(tiny_profile, d
 
 
 @pytest.mark.slow
-def test_library_voices_and_glossary_on_the_full_profiles_models(tiny_profile, dialogue, ray_local, tmp_path):
+def test_library_voices_and_glossary_on_the_full_profiles_models(tiny_profile, short_dialogue, ray_local, tmp_path):
     """Matching by the pyannote pipeline's own embedding model, a library voice's ChatterBox conditionals kept in the
     library as data and read back by the next job's synthesizer, glossary terms through Marian: all on Ray actors."""
     import asyncio
@@ -74,7 +74,7 @@ def test_library_voices_and_glossary_on_the_full_profiles_models(tiny_profile, d
     try:
         manifests = []
         for run in ("first", "second"):
-            job = make_job(dialogue.path, tmp_path / run, options, tiny_profile, library=library.root)
+            job = make_job(short_dialogue.path, tmp_path / run, options, tiny_profile, library=library.root)
             asyncio.run(dub(job, stages))
             manifests.append(json.loads((tmp_path / run / "manifest.json").read_text()))
     finally:

@@ -79,6 +79,7 @@ def test_fast_three_speaker_dialogue_fits_without_losing_a_word(fast_dialogue, t
         assert -0.2 - 1e-6 <= line["start_s"] - line["source_start_s"] <= 0.3 + 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "variant, message",
     [("empty", "empty"), ("not_audio", ""), ("truncated", "truncated"), ("silence_10s", "silent")],

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from tests.fixtures.make_dialogue import SR, speak, write_transcript
@@ -21,6 +22,7 @@ def dubgraph(*args, timeout=900):
                           text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_library_voices_persist_across_processes_and_a_job_uses_them(dialogue, tmp_path):
     library = tmp_path / "voices"
     clip = tmp_path / "alice.wav"

@@ -11,8 +11,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from graph.run.head import alive
 from tests.fixtures.make_dialogue import write_transcript
+
+pytestmark = pytest.mark.slow  # `dubgraph up`, a warm dub and `down`, each its own process
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY_ENV = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")  # another cluster's, if set

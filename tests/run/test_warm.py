@@ -14,6 +14,8 @@ from graph.run import pools, warm
 from graph.run.pools import Replicas, dub_file, start_stages, stop_stages, wait_ready
 from tests.fixtures.make_dialogue import write_transcript
 
+pytestmark = pytest.mark.slow  # warm actors started, reused and stopped
+
 ROLES = ("translator", "synthesizer")  # what a job from a transcript naming every speaker needs
 
 

@@ -26,6 +26,8 @@ from tests.serve.conftest import APP, deploy, submit, tone, wait_for
 from tests.serve.disk import MountRefused, Tmpfs
 from tests.serve.synth import control
 
+pytestmark = pytest.mark.slow  # one Serve app for the module, real jobs through it
+
 KEY = "serve-test-key"
 
 

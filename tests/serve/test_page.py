@@ -23,6 +23,8 @@ from tests.serve.browser import Console, Screens, chromium  # noqa: F401  (a fix
 from tests.serve.conftest import APP, deploy, submit, tone, wait_for
 from tests.serve.synth import control
 
+pytestmark = pytest.mark.slow  # the Serve app driven by a browser
+
 KEY = "page-test-key"
 RETRY_AFTER_S = 6
 MAX_DURATION_S = 60  # the dialogue (29 s) fits; the 413 case is a tone just over it

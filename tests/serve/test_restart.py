@@ -6,10 +6,13 @@ import threading
 import time
 from collections import Counter
 
+import pytest
 import ray
 
 from tests.serve.conftest import APP, deploy, submit, wait_for
 from tests.serve.synth import control
+
+pytestmark = pytest.mark.slow  # a Serve app restarted mid-run
 
 
 def _ingress_alive() -> bool:

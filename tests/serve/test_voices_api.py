@@ -8,10 +8,13 @@ import io
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from tests.fixtures.make_dialogue import SR, speak
 from tests.serve.conftest import APP, deploy, wait_for
+
+pytestmark = pytest.mark.slow  # a Serve app, jobs and a restart
 
 KEY = "voices-key"
 

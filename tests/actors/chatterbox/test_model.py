@@ -134,6 +134,7 @@ def test_threads_on_one_instance_equal_one_by_one(synth, voices, sequential):
     _assert_same(concurrent, sequential)
 
 
+@pytest.mark.slow
 def test_two_ray_actors_equal_one_by_one(ray_local, tiny_chatterbox_spec, voices, sequential):
     ray = ray_local
     remote = ray.remote(Synthesizer).options(num_cpus=0, max_concurrency=4)
@@ -149,6 +150,7 @@ def test_two_ray_actors_equal_one_by_one(ray_local, tiny_chatterbox_spec, voices
     _assert_same(clips, sequential)
 
 
+@pytest.mark.slow
 def test_no_hooks_or_memory_pile_up(synth, voices):
     from chatterbox.models.t3.inference.alignment_stream_analyzer import AlignmentStreamAnalyzer
 
