@@ -121,7 +121,8 @@ def serve(cli: Cli, work: Path, input_path: Path) -> list[str]:
             rows.append(f"| conversation | warm HTTP job ({job}) | {time.perf_counter() - t1:.1f} | | | | | | |")
         return rows
     finally:
-        os.killpg(process.pid, signal.SIGINT)  # `serve run` shuts Serve and its Ray down on Ctrl-C
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)  # `serve run` shuts Serve and its Ray down on Ctrl-C
         try:
             process.wait(timeout=120)
         except subprocess.TimeoutExpired:

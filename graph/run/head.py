@@ -133,6 +133,12 @@ def stop() -> Head | None:
     directory = state_dir()
     if head is not None:
         _stop_process(head.pid)
+        address_file = ray_temp_dir() / "ray_current_cluster"  # what `ray stop` removes too: a plain ray.init() or
+        try:  # `serve run` reads it and would wait minutes on the stopped head's address
+            if address_file.read_text().strip() == head.address:
+                address_file.unlink()
+        except OSError:
+            pass
     for name in (STATE_NAME, "auth_token"):
         (directory / name).unlink(missing_ok=True)
     return head

@@ -53,6 +53,7 @@ def test_up_then_a_warm_dub_then_down(dialogue, tmp_path):
         down = dubgraph("down")
         assert down.returncode == 0 and f"stopped the Ray head at {state['address']}" in down.stdout, down.stderr
         assert not alive(state["pid"])
+        assert not (ray_tmp / "ray" / "ray_current_cluster").exists()  # a later ray.init() / `serve run` starts anew
         gone = dubgraph("down")
         assert gone.returncode == 0 and "no `dubgraph up` head is running" in gone.stdout
     finally:
