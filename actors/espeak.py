@@ -73,7 +73,6 @@ class EspeakSynthesizer:
         self.binary: str = load_object(spec.loader)(location, self.device) if spec.loader else location
         self.rate = int(spec.options.get("rate", DEFAULT_RATE))
         self.languages = self._installed(profile)
-        _pitch(np.sin(2 * np.pi * 150.0 * np.arange(ANALYSIS_SR // 2) / ANALYSIS_SR).astype(np.float32))  # see _pitch
         log.info("espeak-ng %s: %d languages, rate %d wpm", self.binary, len(self.languages), self.rate)
 
     def prepare(self, reference: np.ndarray, sr: int) -> VoiceConditionals:
@@ -155,10 +154,9 @@ def _pitch(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """F0 per frame and whether it is voiced (librosa's pYIN).
 
     The first call in a process loads pYIN's numba kernels from librosa's cache, compiling and writing them the first
-    time on a machine (seconds either way): the constructor makes that call on a short tone, so the cost falls on the
-    actor's start, beside the other stages' work (for a warm actor, before any job), not on the first speaker's
-    voice. It is made holding ``PITCH_LOCK`` (an flock), one process at a time: processes writing that cache at once
-    were seen to leave it corrupt (every later start crashed until its files were removed)."""
+    time on a machine (~6 s on 2 cores, against 0.4 s for a later call on 1 s of audio). It is made holding
+    ``PITCH_LOCK`` (an flock), one process at a time: processes writing that cache at once (two replicas' first
+    voices) were seen to leave it corrupt (every later start crashed until its files were removed)."""
     import librosa
 
     global _kernels_loaded
