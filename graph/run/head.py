@@ -50,6 +50,11 @@ def ray_temp_dir() -> Path:
     return Path(os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp") / "ray"
 
 
+def _address_file() -> Path:
+    """Where Ray writes the address of the cluster started last on this machine (what "auto" reads)."""
+    return ray_temp_dir() / "ray_current_cluster"
+
+
 def state_dir() -> Path:
     """This user's directory for the head's state and token (created 0700; refused if someone else owns it)."""
     path = ray_temp_dir() / f"dubgraph-{os.getuid()}"
@@ -101,7 +106,7 @@ def start(num_cpus: int | None = None) -> Head:
 
 def _start_once(num_cpus: int | None, env: dict[str, str], token: Path, log_path: Path) -> Head | None:
     gcs, grpc, listen, export, runtime_env, client, dashboard = _free_ports(7)
-    address_file = ray_temp_dir() / "ray_current_cluster"
+    address_file = _address_file()
     command = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", f"--port={gcs}",
                f"--dashboard-agent-grpc-port={grpc}", f"--dashboard-agent-listen-port={listen}",
                f"--metrics-export-port={export}", f"--runtime-env-agent-port={runtime_env}",
@@ -133,8 +138,8 @@ def stop() -> Head | None:
     directory = state_dir()
     if head is not None:
         _stop_process(head.pid)
-        address_file = ray_temp_dir() / "ray_current_cluster"  # what `ray stop` removes too: a plain ray.init() or
-        try:  # `serve run` reads it and would wait minutes on the stopped head's address
+        address_file = _address_file()  # what `ray stop` removes too: a plain ray.init() or `serve run` reads it
+        try:  # and would wait minutes on the stopped head's address
             if address_file.read_text().strip() == head.address:
                 address_file.unlink()
         except OSError:

@@ -3,8 +3,6 @@
 import pytest
 
 from actors.models import OFFLINE, Profile
-from tests.fixtures.audio import _require
-from tests.fixtures.make_dialogue import TWO_SPEAKERS, Dialogue, build_dialogue
 
 TARGETS = ("pt-br", "es", "fr")
 
@@ -18,12 +16,3 @@ def tiny_profile(tiny_chatterbox_spec, tiny_marian_spec, tiny_pyannote_spec) -> 
         sources=("en",),
         targets=TARGETS,
     )
-
-
-@pytest.fixture(scope="session")
-def short_dialogue(tmp_path_factory) -> Dialogue:
-    """The dialogue's first two lines (~7 s: alex asks about the "report", beth answers). Random-weight pyannote
-    splits turns at random, so every second of input is several lines for the tiny ChatterBox to voice in each
-    language: the tiny runs keep their input short."""
-    _require("espeak-ng")
-    return build_dialogue(tmp_path_factory.mktemp("short_dialogue") / "short_dialogue.wav", TWO_SPEAKERS[:2])
