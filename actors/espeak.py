@@ -2,9 +2,9 @@
 
 ``prepare`` turns a speaker's reference clip into ``VoiceConditionals`` (kind "espeak", no arrays; ``meta``:
 "variant", "pitch", and the measurements "f0_hz", "centroid_hz"): the median F0 of its voiced frames
-(librosa's pYIN) picks a male or female espeak variant and the ``-p`` pitch that lands espeak near that F0;
-the median spectral centroid of the voiced frames (a rough brightness proxy) picks which variant of that
-gender. Centroids of one recording's speakers sit close together (pyannote's sample.wav: two women at
+(librosa's pYIN on a half-semitone pitch grid, ``PITCH_RESOLUTION``) picks a male or female espeak variant and
+the ``-p`` pitch that lands espeak near that F0; the median spectral centroid of the voiced frames (a rough
+brightness proxy) picks which variant of that gender. Centroids of one recording's speakers sit close together (pyannote's sample.wav: two women at
 ~200 Hz F0, centroids ~860 and ~1020 Hz), so centroid bands 100 Hz wide are spread over the variants
 round-robin: speakers 100-500 Hz apart in centroid get different variants (the variants have no order to
 preserve). Speakers differing in pitch or brightness get different voices; two alike in both may not.
@@ -56,6 +56,9 @@ FEMALE_F0 = (124.0, 152.0, 191.0, 248.0, 322.0)
 CENTROID_STEP_HZ = 100.0  # width of the centroid bands dealt round-robin to the variants of one gender
 ANALYSIS_SR = 16000
 TIMEOUT_S = 120
+# pYIN's pitch grid in semitones (librosa's default is 0.1): its Viterbi is quadratic in the number of pitch states,
+# and half a semitone is ~6x faster, no gender flip and speakers kept apart (bench/pitch.py, RESULTS.md)
+PITCH_RESOLUTION = 0.5
 PITCH_LOCK = Path(tempfile.gettempdir()) / "dubgraph-pitch-kernels.lock"  # see _pitch
 KIND = "espeak"  # VoiceConditionals.kind of what ``prepare`` makes
 DEFAULT_VARIANT, DEFAULT_PITCH = "m3", 50  # for references with no voiced frames
@@ -73,6 +76,7 @@ class EspeakSynthesizer:
         self.binary: str = load_object(spec.loader)(location, self.device) if spec.loader else location
         self.rate = int(spec.options.get("rate", DEFAULT_RATE))
         self.languages = self._installed(profile)
+        _pitch(np.sin(2 * np.pi * 150.0 * np.arange(ANALYSIS_SR // 2) / ANALYSIS_SR).astype(np.float32))  # see _pitch
         log.info("espeak-ng %s: %d languages, rate %d wpm", self.binary, len(self.languages), self.rate)
 
     def prepare(self, reference: np.ndarray, sr: int) -> VoiceConditionals:
@@ -86,18 +90,12 @@ class EspeakSynthesizer:
             log.warning("silent voice reference: using the default espeak voice")
             return self._voice(DEFAULT_VARIANT, DEFAULT_PITCH)
         y = librosa.resample(samples, orig_sr=sr, target_sr=ANALYSIS_SR) if sr != ANALYSIS_SR else samples
-        f0, voiced = _pitch(y)
-        if not np.any(voiced):
+        measured = measure(y)
+        if measured is None:
             log.warning("no voiced frames in the voice reference: using the default espeak voice")
             return self._voice(DEFAULT_VARIANT, DEFAULT_PITCH)
-        centroid = librosa.feature.spectral_centroid(y=y, sr=ANALYSIS_SR, n_fft=1024, hop_length=256)[0]
-        n = min(len(centroid), len(voiced))
-        f0_hz = float(np.nanmedian(f0[voiced]))
-        centroid_hz = float(np.median(centroid[:n][voiced[:n]]))
-        variants, curve = (MALE, MALE_F0) if f0_hz < GENDER_SPLIT_HZ else (FEMALE, FEMALE_F0)
-        pitch = int(round(np.interp(np.log(f0_hz), np.log(curve), PITCH_STEPS)))
-        band = int(centroid_hz // CENTROID_STEP_HZ)
-        voice = self._voice(variants[band % len(variants)], pitch, round(f0_hz, 1), round(centroid_hz, 1))
+        f0_hz, centroid_hz = measured
+        voice = self._voice(*choose(f0_hz, centroid_hz), round(f0_hz, 1), round(centroid_hz, 1))
         log.info("espeak voice %s", voice.meta)
         return voice
 
@@ -146,17 +144,38 @@ class EspeakSynthesizer:
                      if lang.espeak in voices or any(v.startswith(lang.espeak + "-") for v in voices))
 
 
+def measure(y: np.ndarray, resolution: float = PITCH_RESOLUTION) -> tuple[float, float] | None:
+    """Median F0 and spectral centroid (Hz) of the voiced frames of ``y`` (``ANALYSIS_SR``); None: none voiced."""
+    import librosa
+
+    f0, voiced = _pitch(y, resolution)
+    if not np.any(voiced):
+        return None
+    centroid = librosa.feature.spectral_centroid(y=y, sr=ANALYSIS_SR, n_fft=1024, hop_length=256)[0]
+    n = min(len(centroid), len(voiced))
+    return float(np.nanmedian(f0[voiced])), float(np.median(centroid[:n][voiced[:n]]))
+
+
+def choose(f0_hz: float, centroid_hz: float) -> tuple[str, int]:
+    """The espeak variant and ``-p`` pitch for a voice of this median F0 and spectral centroid (module docstring)."""
+    variants, curve = (MALE, MALE_F0) if f0_hz < GENDER_SPLIT_HZ else (FEMALE, FEMALE_F0)
+    pitch = int(round(np.interp(np.log(f0_hz), np.log(curve), PITCH_STEPS)))
+    return variants[int(centroid_hz // CENTROID_STEP_HZ) % len(variants)], pitch
+
+
 _kernels = threading.Lock()
 _kernels_loaded = False  # pYIN's numba kernels are in this process
 
 
-def _pitch(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """F0 per frame and whether it is voiced (librosa's pYIN).
+def _pitch(y: np.ndarray, resolution: float = PITCH_RESOLUTION) -> tuple[np.ndarray, np.ndarray]:
+    """F0 per frame and whether it is voiced (librosa's pYIN, ``resolution`` semitones per pitch state).
 
-    The first call in a process loads pYIN's numba kernels from librosa's cache, compiling and writing them the first
-    time on a machine (~6 s on 2 cores, against 0.4 s for a later call on 1 s of audio). It is made holding
-    ``PITCH_LOCK`` (an flock), one process at a time: processes writing that cache at once (two replicas' first
-    voices) were seen to leave it corrupt (every later start crashed until its files were removed)."""
+    The first call in a process imports librosa's pitch module (scipy.signal among it, ~4 s on 2 cores) and loads
+    pYIN's numba kernels from librosa's cache, compiling and writing them the first time on a machine: the
+    constructor makes that call on a short tone, so the cost falls on the actor's start, beside the other stages'
+    work (for a warm actor, before any job), not on the first speaker's voice. It is made holding ``PITCH_LOCK`` (an
+    flock), one process at a time: processes writing that cache at once were seen to leave it corrupt (every later
+    start crashed until its files were removed)."""
     import librosa
 
     global _kernels_loaded
@@ -164,7 +183,8 @@ def _pitch(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not _kernels_loaded:
             held.enter_context(_kernels)
             fcntl.flock(held.enter_context(open(PITCH_LOCK, "a")), fcntl.LOCK_EX)  # released when the file closes
-        f0, voiced, _ = librosa.pyin(y, fmin=60.0, fmax=500.0, sr=ANALYSIS_SR, frame_length=1024)
+        f0, voiced, _ = librosa.pyin(y, fmin=60.0, fmax=500.0, sr=ANALYSIS_SR, frame_length=1024,
+                                     resolution=resolution)
         _kernels_loaded = True
     return f0, voiced
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
+
+UNAVAILABLE_RETRY_S = 1.0
+UNAVAILABLE_WAIT_S = 300.0  # a restart that takes longer than this (no node can hold the actor) fails the call
 
 
 class Stage(Protocol):
@@ -40,7 +44,9 @@ class LocalStage:
 class ActorPool:
     """Plain Ray actors of one class; each call goes to the least busy live actor.
 
-    A call whose actor died is retried once on another actor, and the dead one is dropped from the pool.
+    A call whose actor died is retried once on another actor, and the dead one is dropped from the pool. A call whose
+    actor is unavailable (restarting after its process or node was lost: Ray refuses calls until it is back) is made
+    again, on the least busy actor, every ``UNAVAILABLE_RETRY_S`` for up to ``UNAVAILABLE_WAIT_S``.
     ``keep``: handles of actors that outlive this pool (warm actors, graph.run.warm): stopping the pool leaves them.
     """
 
@@ -60,7 +66,8 @@ class ActorPool:
         import ray
         from ray.exceptions import ActorDiedError, ActorUnavailableError
 
-        for attempt in (1, 2):
+        died, deadline = False, time.monotonic() + UNAVAILABLE_WAIT_S
+        while True:
             handle = self._pick()
             self.busy[id(handle)] += 1
             try:
@@ -71,14 +78,19 @@ class ActorPool:
                 # A failure surfaces where the ref is used.
                 await asyncio.to_thread(ray.wait, [ref], num_returns=1, fetch_local=False)
                 return ref
-            except (ActorDiedError, ActorUnavailableError) as exc:
-                if attempt == 2 or len(self.handles) == 1:
+            except ActorUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("%s: its actor is unavailable (restarting?): calling again", method)
+                await asyncio.sleep(UNAVAILABLE_RETRY_S)
+            except ActorDiedError as exc:
+                if died or len(self.handles) == 1:
                     raise
                 log.warning("%s failed on a dead actor (%s): retrying on another", method, type(exc).__name__)
                 self.handles.remove(handle)
+                died = True
             finally:
                 self.busy[id(handle)] -= 1
-        raise AssertionError("unreachable")
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return await self._submit(method, args, kwargs, fetch=True)

@@ -150,7 +150,7 @@ def backfill(sim: SimulatedCluster, work: Path, inputs: list[str]) -> dict:
         "driver": sim.type_of(ray.get_runtime_context().get_node_id()),
         "placement": {role: [sim.type_of(node) for node, _ in placed] for role, placed in actors.items()},
         "synthesizer_nodes": len({node for node, _ in actors["synthesizer"]}),
-        "succeeded": summary.succeeded, "failed": summary.failed, "items": len(inputs),
+        "succeeded": summary.succeeded, "failed": summary.failed, "failures": summary.failures, "items": len(inputs),
         "lines_flagged": flagged, **kill, **redone(Path(os.environ["DUBGRAPH_TEST_SYNTH_LOG"]), kill["victim_pids"]),
     }  # fmt: skip
 

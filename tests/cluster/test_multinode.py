@@ -47,5 +47,5 @@ def test_a_worker_node_lost_mid_run_loses_no_item_job_or_line(tmp_path):
         assert part["actors_killed"] >= 1, part  # the fault happened where models were working
         assert not part["lines_flagged"], part  # no line left silent
         assert part["redone_off_the_killed_node"] == 0, part  # only what the lost node had in flight is redone
-    assert (backfill["succeeded"], backfill["failed"]) == (backfill["items"], 0)
+    assert (backfill["succeeded"], backfill["failed"]) == (backfill["items"], 0), backfill["failures"]
     assert serve["jobs"] == ["done", "done"]

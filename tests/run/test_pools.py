@@ -1,7 +1,10 @@
-"""Actor pools before any work: GPU requests against the cluster, waiting for actors with a limit, roles a job
-needs, and the batch size chosen on a GPU."""
+"""Actor pools: GPU requests against the cluster, waiting for actors with a limit, roles a job needs, the batch size
+chosen on a GPU, and calls to an actor whose process was lost."""
 
 from __future__ import annotations
+
+import asyncio
+import os
 
 import pytest
 
@@ -75,3 +78,37 @@ def test_an_actor_that_cannot_be_placed_fails_the_wait_with_what_is_missing(ray_
             wait_ready(stages, timeout_s=2, report_s=0.5)
     finally:
         ray.kill(stuck)
+
+
+class LostOnce:
+    """Its first process exits in the middle of ``work`` (as when its node is lost); the restarted one answers."""
+
+    def __init__(self, marker: str):
+        self.first = not os.path.exists(marker)
+        open(marker, "a").close()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def work(self) -> int:
+        if self.first:
+            os._exit(1)
+        return os.getpid()
+
+
+def test_a_call_to_a_restarting_actor_waits_for_it_and_one_that_will_not_restart_fails(ray_local, tmp_path):
+    """Ray refuses calls while an actor restarts (ActorUnavailableError): the pool calls again until it is back.
+    With no restarts left the actor is dead: the call fails at once, nothing to wait for."""
+    import ray
+    from ray.exceptions import ActorDiedError
+
+    remote = ray.remote(LostOnce)
+    restarting = remote.options(num_cpus=0, max_restarts=1, max_task_retries=0).remote(str(tmp_path / "restarting"))
+    first = ray.get(restarting.pid.remote())
+    pool = ActorPool([restarting])
+    again = asyncio.run(asyncio.wait_for(pool.call("work"), 120))
+    assert again != first and again == ray.get(restarting.pid.remote())
+
+    dying = remote.options(num_cpus=0, max_restarts=0).remote(str(tmp_path / "dying"))
+    with pytest.raises(ActorDiedError):
+        asyncio.run(asyncio.wait_for(ActorPool([dying]).call("work"), 120))
