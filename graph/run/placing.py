@@ -39,6 +39,7 @@ RETAKE = 0.15  # a take more than 15 % off its plan is voiced again at a correct
 RETAKES = 2  # at most this many times (espeak-ng's duration does not scale exactly with its pace)
 PACES = (0.5, 2.5)  # speed-ups asked of a synthesizer (espeak-ng's words per minute stay within its range)
 ROUNDS = 2  # solve, re-voice (candidates, cuts), solve again: at most this many times
+STRETCHED = 0.01  # a take time-stretched by more than 1 % is flagged "stretched" (the review page marks it so)
 
 _stretch_loading: threading.Thread | None = None
 _stretch_lock = threading.Lock()
@@ -209,7 +210,9 @@ def _fit(line: _Line, plan: Plan, natural_s: float, lang: str) -> Placed:
     dropped_s = max(0.0, line.uncut_s - natural_s) if line.uncut_s is not None else 0.0
     lost_s = dropped_s / plan.rate + cut_s
     flags = list(take.flags) + line.flags + list(plan.flags)
-    if lost_s > 1e-3 and "truncated" not in flags:
+    if abs(stretch - 1.0) > STRETCHED:  # the plan's rate may be 1 while its take, voiced at a pace, is stretched
+        flags.append("stretched")
+    if lost_s > 1e-3:
         flags.append("truncated")
     placed = PlacedLine(
         utterance_id=u.id, speaker=u.speaker, language=lang, source_start_s=u.start_s, source_end_s=u.end_s,

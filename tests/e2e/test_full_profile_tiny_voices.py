@@ -15,6 +15,7 @@ def test_batched_synthesis_dubs_what_line_by_line_synthesis_dubs(tiny_profile, s
     """The same job through a synthesizer voicing lines one by one and one decoding them in batches: same lines,
     same placements, same audio (within batched rounding); the batched actor really ran batches."""
     import asyncio
+    from dataclasses import replace
 
     import numpy as np
     import ray
@@ -25,17 +26,22 @@ def test_batched_synthesis_dubs_what_line_by_line_synthesis_dubs(tiny_profile, s
 
     options = DubOptions(targets=("pt-br",), profile="tiny", diarize=DiarizeOptions(num_speakers=2))
     runs = {"alone": Replicas(synthesizer=1, synth_threads=2), "batched": Replicas(synthesizer=1, synth_batch=16)}
-    for name, replicas in runs.items():
-        # the second run reuses the first's transcript, turns, translations and voices, not its lines
-        for line in (tmp_path / "checkpoints").glob("line-*"):
-            line.unlink()
-        stages = start_stages(tiny_profile, replicas)
-        try:
-            job = make_job(short_dialogue.path, tmp_path / name, options, tiny_profile)
-            asyncio.run(dub(job, stages, checkpoint=Checkpoint(tmp_path / "checkpoints")))
-            stats = ray.get(stages.synthesizer.handles[0].stats.remote())
-        finally:
-            stop_stages(stages)
+    analysis = start_stages(tiny_profile, roles=("asr", "diarizer", "translator"))
+    try:
+        for name, replicas in runs.items():
+            # the second run reuses the first's transcript, turns, translations and voices, not its lines
+            for line in (tmp_path / "checkpoints").glob("line-*"):
+                line.unlink()
+            voicing = start_stages(tiny_profile, replicas, roles=("synthesizer",))
+            try:
+                job = make_job(short_dialogue.path, tmp_path / name, options, tiny_profile)
+                stages = replace(analysis, synthesizer=voicing.synthesizer)
+                asyncio.run(dub(job, stages, checkpoint=Checkpoint(tmp_path / "checkpoints")))
+                stats = ray.get(voicing.synthesizer.handles[0].stats.remote())
+            finally:
+                stop_stages(voicing)
+    finally:
+        stop_stages(analysis)
     manifests = {name: json.loads((tmp_path / name / "manifest.json").read_text()) for name in runs}
     keys = ("utterance_id", "speaker", "text", "start_s", "end_s", "stretch", "flags")
     lines = {name: [{k: line[k] for k in keys} for line in m["languages"]["pt-br"]["lines"]]
