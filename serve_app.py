@@ -33,7 +33,6 @@ from graph.languages import LANGUAGES, language
 from graph.media.library import VoiceLibrary
 from graph.media.outputs import MANIFEST
 from graph.options import TranslateOptions
-from graph.run.placing import load_stretch_soon
 
 READY_CACHE_S = 2.0
 
@@ -96,7 +95,6 @@ class DubIngress:
         self.library = VoiceLibrary(api.library_dir(args.voice_dir, args.job_dir))
         self.runner = JobRunner(JobStore(args.job_dir), stages, self.profile, limits, self.library.root)
         await self.runner.start()
-        load_stretch_soon()  # librosa's stretch loads now, not at the first job's first fit
         self._ready: tuple[float, dict[str, str]] = (0.0, {})
 
     async def __del__(self):

@@ -76,12 +76,16 @@ class EspeakSynthesizer:
         self.binary: str = load_object(spec.loader)(location, self.device) if spec.loader else location
         self.rate = int(spec.options.get("rate", DEFAULT_RATE))
         self.languages = self._installed(profile)
-        _pitch(np.sin(2 * np.pi * 150.0 * np.arange(ANALYSIS_SR // 2) / ANALYSIS_SR).astype(np.float32))  # see _pitch
+        tone = np.sin(2 * np.pi * 150.0 * np.arange(ANALYSIS_SR // 2) / ANALYSIS_SR).astype(np.float32)
+        self._loading = threading.Thread(target=_pitch, args=(tone,), name="load-pitch", daemon=True)  # see _pitch
+        self._loading.start()
         log.info("espeak-ng %s: %d languages, rate %d wpm", self.binary, len(self.languages), self.rate)
 
     def prepare(self, reference: np.ndarray, sr: int) -> VoiceConditionals:
         """Pick a variant and pitch from the reference's median F0 and spectral centroid (None: unvoiced)."""
         import librosa
+
+        self._loading.join()  # librosa's modules imported by one thread at a time (see _pitch)
 
         samples = np.asarray(reference, dtype=np.float32)
         if samples.ndim != 1:
@@ -172,10 +176,10 @@ def _pitch(y: np.ndarray, resolution: float = PITCH_RESOLUTION) -> tuple[np.ndar
 
     The first call in a process imports librosa's pitch module (scipy.signal among it, ~4 s on 2 cores) and loads
     pYIN's numba kernels from librosa's cache, compiling and writing them the first time on a machine: the
-    constructor makes that call on a short tone, so the cost falls on the actor's start, beside the other stages'
-    work (for a warm actor, before any job), not on the first speaker's voice. It is made holding ``PITCH_LOCK`` (an
-    flock), one process at a time: processes writing that cache at once were seen to leave it corrupt (every later
-    start crashed until its files were removed)."""
+    constructor makes that call on a short tone in a daemon thread, so the cost falls beside the other stages' work
+    (for a warm actor, before any job) without delaying the actor's start; a first voice asked for sooner waits
+    for that thread (two threads importing the same modules at once can deadlock on Python's import locks). It is made holding ``PITCH_LOCK`` (an flock), one process at a time: processes writing that cache at once
+    were seen to leave it corrupt (every later start crashed until its files were removed)."""
     import librosa
 
     global _kernels_loaded

@@ -50,7 +50,8 @@ def load_stretch_soon() -> threading.Thread | None:
 
     Its first call in a process imports librosa's spectral modules and compiles its phase vocoder: ~6 s on 2 cores,
     half the wall time of a warm 30 s CLI run when it came at the first fit. Begun when a job starts, it happens
-    while the models work; a fit that comes sooner waits for it (Python's import lock)."""
+    while the models work; a fit that comes sooner waits for the thread (two threads importing the same modules at
+    once can deadlock on Python's import locks)."""
     global _stretch_loading
     with _stretch_lock:
         if _stretch_loading is not None:
@@ -206,6 +207,8 @@ def _revoice(line: _Line, plan: Plan, options: TimingOptions) -> tuple[str, floa
 def _fit(line: _Line, plan: Plan, natural_s: float, lang: str) -> Placed:
     """The take fitted to its plan, and the record of what was done to it (``natural_s``: the planned take's)."""
     take, u = line.take, line.u
+    if _stretch_loading is not None:
+        _stretch_loading.join()
     samples, stretch, cut_s = fit_take(take.samples, take.sr, plan)
     dropped_s = max(0.0, line.uncut_s - natural_s) if line.uncut_s is not None else 0.0
     lost_s = dropped_s / plan.rate + cut_s

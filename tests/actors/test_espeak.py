@@ -172,11 +172,15 @@ def test_the_first_pitch_analysis_in_a_process_holds_the_machine_wide_lock(monke
     """pYIN's first call in a process may write librosa's numba cache: it runs holding the lock file (asked from
     another open file, as another process would), later calls do not wait for it."""
     import fcntl
+    import threading
 
     import librosa
 
     from actors import espeak as module
 
+    for thread in threading.enumerate():
+        if thread.name == "load-pitch":
+            thread.join()  # a synthesizer an earlier test made may still be loading librosa
     held, real = [], librosa.pyin
 
     def probing(*args, **kwargs):
