@@ -4,10 +4,10 @@
 "variant", "pitch", and the measurements "f0_hz", "centroid_hz"): the median F0 of its voiced frames
 (librosa's pYIN on a half-semitone pitch grid, ``PITCH_RESOLUTION``) picks a male or female espeak variant and
 the ``-p`` pitch that lands espeak near that F0; the median spectral centroid of the voiced frames (a rough
-brightness proxy) picks which variant of that gender. Centroids of one recording's speakers sit close together (pyannote's sample.wav: two women at
-~200 Hz F0, centroids ~860 and ~1020 Hz), so centroid bands 100 Hz wide are spread over the variants
-round-robin: speakers 100-500 Hz apart in centroid get different variants (the variants have no order to
-preserve). Speakers differing in pitch or brightness get different voices; two alike in both may not.
+brightness proxy) picks which variant of that gender. Centroids of one recording's speakers sit close together
+(pyannote's sample.wav: two women at ~200 Hz F0, centroids ~860 and ~1020 Hz), so centroid bands 100 Hz wide are
+spread over the variants round-robin: speakers 100-500 Hz apart in centroid get different variants (the variants
+have no order to preserve). Speakers differing in pitch or brightness get different voices; two alike in both may not.
 
 ``synthesize`` runs ``espeak-ng -v <language>+<variant> -p <pitch> -s <rate> --stdin --stdout`` without a
 shell, the text on stdin (so a line starting with "-" is text, never an option), and decodes the WAV it
@@ -83,9 +83,8 @@ class EspeakSynthesizer:
 
     def prepare(self, reference: np.ndarray, sr: int) -> VoiceConditionals:
         """Pick a variant and pitch from the reference's median F0 and spectral centroid (None: unvoiced)."""
-        import librosa
-
         self._loading.join()  # librosa's modules imported by one thread at a time (see _pitch)
+        import librosa
 
         samples = np.asarray(reference, dtype=np.float32)
         if samples.ndim != 1:
@@ -178,8 +177,9 @@ def _pitch(y: np.ndarray, resolution: float = PITCH_RESOLUTION) -> tuple[np.ndar
     pYIN's numba kernels from librosa's cache, compiling and writing them the first time on a machine: the
     constructor makes that call on a short tone in a daemon thread, so the cost falls beside the other stages' work
     (for a warm actor, before any job) without delaying the actor's start; a first voice asked for sooner waits
-    for that thread (two threads importing the same modules at once can deadlock on Python's import locks). It is made holding ``PITCH_LOCK`` (an flock), one process at a time: processes writing that cache at once
-    were seen to leave it corrupt (every later start crashed until its files were removed)."""
+    for that thread (two threads importing the same modules at once can deadlock on Python's import locks). It is
+    made holding ``PITCH_LOCK`` (an flock), one process at a time: processes writing that cache at once were seen to
+    leave it corrupt (every later start crashed until its files were removed)."""
     import librosa
 
     global _kernels_loaded
