@@ -31,9 +31,11 @@ log = logging.getLogger(__name__)
 MATCH_THRESHOLD = 0.5
 
 
-def normalise_turns(segments: Iterable[tuple[float, float, object]]) -> list[SpeakerTurn]:
-    """(start, end, any label) -> turns sorted by start, labelled SPEAKER_00, SPEAKER_01... by first appearance."""
-    rounded = [(round(float(start), 3), round(float(end), 3), label) for start, end, label in segments]
+def normalise_turns(segments: Iterable[tuple[float, float, object]], duration_s: float = float("inf")
+                    ) -> list[SpeakerTurn]:
+    """(start, end, any label) -> turns sorted by start, labelled SPEAKER_00, SPEAKER_01... by first appearance,
+    cut at ``duration_s`` (pyannote pads the last window: a turn can run past the audio's end)."""
+    rounded = [(round(float(start), 3), round(min(float(end), duration_s), 3), label) for start, end, label in segments]
     names: dict[object, str] = {}
     turns = []
     for start, end, label in sorted((t for t in rounded if t[1] > t[0]), key=lambda t: t[:2]):
@@ -92,5 +94,6 @@ class Diarizer:
         # pyannote >= 4 returns a DiarizeOutput; legacy pipelines return the Annotation itself
         annotation = getattr(output, "exclusive_speaker_diarization", output)
         return normalise_turns(
-            (segment.start, segment.end, label) for segment, _, label in annotation.itertracks(yield_label=True)
+            ((segment.start, segment.end, label) for segment, _, label in annotation.itertracks(yield_label=True)),
+            audio.size / SAMPLE_RATE,
         )

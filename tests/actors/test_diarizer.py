@@ -92,6 +92,12 @@ def test_normalise_turns_labels_by_first_appearance():
     ]
 
 
+def test_normalise_turns_cuts_turns_at_the_audio_end():
+    """pyannote pads its last window: what it says past the audio's end is dropped."""
+    turns = normalise_turns([(0.0, 4.0, "a"), (4.0, 10.4, "b"), (10.5, 11.0, "a")], duration_s=10.0)
+    assert turns == [SpeakerTurn("SPEAKER_00", 0.0, 4.0), SpeakerTurn("SPEAKER_01", 4.0, 10.0)]
+
+
 def test_offline_finds_two_speakers_with_low_der(offline_turns, reference):
     assert_well_formed(offline_turns)
     assert {t.speaker for t in offline_turns} == {"SPEAKER_00", "SPEAKER_01"}
@@ -139,8 +145,8 @@ def test_offline_settings_come_from_spec_options():
 
 def test_tiny_pyannote_returns_speaker_turns(tiny, sample):
     turns = tiny.diarize(sample, DiarizeOptions(num_speakers=3))
-    assert_well_formed(turns)  # pyannote itself labels the first turn SPEAKER_01 here (random weights)
-    assert len(turns) > 3 and len({t.speaker for t in turns}) == 3
+    assert_well_formed(turns)  # within the audio, although pyannote's padded last window runs past its end
+    assert len(turns) >= 3 and len({t.speaker for t in turns}) == 3
 
 
 def test_pyannote_default_loading_matches_the_loader(tiny_pyannote_spec, tiny, sample):
@@ -171,8 +177,9 @@ def test_pyannote_pipeline_gives_diarize_output_or_annotation(tiny_pyannote_dir,
     actor.pipeline = pipeline
     turns = actor.diarize(sample[: 10 * SAMPLE_RATE])
     assert_well_formed(turns, overlap_allowed=True)
+    assert max(s.end for s, _ in legacy.itertracks()) > 10.0  # pyannote's padded last window, cut by the actor
     assert [(t.start_s, t.end_s) for t in turns] == [
-        (round(s.start, 3), round(s.end, 3)) for s, _ in sorted(legacy.itertracks())
+        (round(s.start, 3), round(min(s.end, 10.0), 3)) for s, _ in sorted(legacy.itertracks())
     ]
 
 
