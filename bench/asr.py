@@ -11,7 +11,6 @@ recognised word starts from where the line was placed (what the dub's timing is 
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import re
 import statistics
@@ -21,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.report import append
-from bench.scenarios import machine
+from bench.report import table_main
 
 WIDTHS = (5, 1)
 REPEATS = 3
@@ -120,18 +118,9 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--record", action="store_true", help="append the table to bench/RESULTS.md")
-    args = parser.parse_args()
-    info = machine()
-    text = table(compare())
-    print(text)
-    if args.record:
-        append(f"## ASR beam width (`python -m bench.asr`), {info['date']}\n\n- Machine: {info['cpu']}, "
-               f"{info['cores']} cores; load average {info['load']} at the start. Commit: {info['commit']}. "
-               f"Offline model (faster-whisper tiny.en int8), one process, {REPEATS} runs per cell (median).\n\n"
-               f"{text}")
-
+    table_main(__doc__, "ASR beam width (`python -m bench.asr`)",
+               f" Offline model (faster-whisper tiny.en int8), one process, {REPEATS} runs per cell (median).",
+               lambda: table(compare()))
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,6 @@ changes, ``-p`` steps, and whether the dialogue's speakers still get three diffe
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import time
 from collections import Counter
@@ -21,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from actors import espeak
-from bench.report import append
-from bench.scenarios import SENTENCES, SPEAKERS, machine
+from bench.report import table_main
+from bench.scenarios import SENTENCES, SPEAKERS
 from tests.fixtures.make_dialogue import SR, speak
 
 DEFAULT_RESOLUTION = 0.1  # librosa.pyin's own default
@@ -97,16 +96,7 @@ def table(r: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--record", action="store_true", help="append the table to bench/RESULTS.md")
-    args = parser.parse_args()
-    info = machine()
-    text = table(compare())
-    print(text)
-    if args.record:
-        append(f"## Offline voice pitch grid (`python -m bench.pitch`), {info['date']}\n\n- Machine: {info['cpu']}, "
-               f"{info['cores']} cores; load average {info['load']} at the start. Commit: {info['commit']}.\n\n{text}")
-
+    table_main(__doc__, "Offline voice pitch grid (`python -m bench.pitch`)", "", lambda: table(compare()))
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,3 +114,21 @@ def memory_lines(rows: list[Row]) -> list[str]:
 def append(text: str, path: Path = RESULTS) -> None:
     with path.open("a") as f:
         f.write("\n" + text.rstrip() + "\n")
+
+
+def table_main(doc: str, heading: str, details: str, make_table: Callable[[], str]) -> None:
+    """A quality bench's command line: print ``make_table()``; ``--record`` appends it to RESULTS.md under
+    ``heading``, with the machine, its load and the commit, then ``details``."""
+    import argparse
+
+    from bench.scenarios import machine
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--record", action="store_true", help="append the table to bench/RESULTS.md")
+    args = parser.parse_args()
+    info = machine()
+    text = make_table()
+    print(text)
+    if args.record:
+        append(f"## {heading}, {info['date']}\n\n- Machine: {info['cpu']}, {info['cores']} cores; load average "
+               f"{info['load']} at the start. Commit: {info['commit']}.{details}\n\n{text}")
