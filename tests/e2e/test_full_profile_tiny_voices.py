@@ -22,7 +22,8 @@ def analysis(tiny_profile, ray_local):
 @pytest.mark.slow
 def test_batched_synthesis_dubs_what_line_by_line_synthesis_dubs(tiny_profile, analysis, six_short_lines, tmp_path):
     """The same job through a synthesizer voicing lines one by one and one decoding them in batches: same lines,
-    same placements, same audio (within batched rounding); the batched actor really ran batches."""
+    same placements, same audio (within batched rounding); the batched actor really ran batches. The lines come
+    from a transcript with speaker names (six lines, six cues; ASR and diarization are the other tests' part)."""
     import asyncio
     from dataclasses import replace
 
@@ -32,16 +33,18 @@ def test_batched_synthesis_dubs_what_line_by_line_synthesis_dubs(tiny_profile, a
     from graph.run.checkpoint import Checkpoint
     from graph.run.pipeline import dub
     from graph.run.pools import make_job
+    from tests.fixtures.make_dialogue import write_transcript
 
-    options = DubOptions(targets=("pt-br",), profile="tiny", diarize=DiarizeOptions(num_speakers=2))
+    options = DubOptions(targets=("pt-br",), profile="tiny")
+    transcript = write_transcript(six_short_lines, tmp_path / "six_short.srt", named=True)
     runs = {"alone": Replicas(synthesizer=1, synth_threads=2), "batched": Replicas(synthesizer=1, synth_batch=16)}
     for name, replicas in runs.items():
-        # the second run reuses the first's transcript, turns, translations and voices, not its lines
+        # the second run reuses the first's translations and voices, not its lines
         for line in (tmp_path / "checkpoints").glob("line-*"):
             line.unlink()
         voicing = start_stages(tiny_profile, replicas, roles=("synthesizer",))
         try:
-            job = make_job(six_short_lines.path, tmp_path / name, options, tiny_profile)
+            job = make_job(six_short_lines.path, tmp_path / name, options, tiny_profile, transcript=transcript)
             stages = replace(analysis, synthesizer=voicing.synthesizer)
             asyncio.run(dub(job, stages, checkpoint=Checkpoint(tmp_path / "checkpoints")))
             stats = ray.get(voicing.synthesizer.handles[0].stats.remote())
