@@ -97,7 +97,7 @@ def compare() -> list[dict]:
                     onsets = _onset_errors(transcript.words, dialogue)
                     row["onset_ms"] = (1000 * statistics.median(onsets), 1000 * max(onsets), len(onsets),
                                        len(dialogue.lines))  # fmt: skip
-                else:
+                elif width != WIDTHS[0]:
                     beam5 = [t for w in heard[WIDTHS[0]].words for t in _plain(w.text)]
                     row["vs_beam5"] = word_errors(beam5, hypothesis) / len(beam5)
                 rows.append(row)
@@ -121,6 +121,7 @@ def main() -> None:
     table_main(__doc__, "ASR beam width (`python -m bench.asr`)",
                f" Offline model (faster-whisper tiny.en int8), one process, {REPEATS} runs per cell (median).",
                lambda: table(compare()))
+
 
 if __name__ == "__main__":
     main()

@@ -98,5 +98,6 @@ def table(r: dict) -> str:
 def main() -> None:
     table_main(__doc__, "Offline voice pitch grid (`python -m bench.pitch`)", "", lambda: table(compare()))
 
+
 if __name__ == "__main__":
     main()

@@ -32,6 +32,7 @@ WORKER_ENV = {"PYANNOTE_METRICS_ENABLED": "false", "HF_HUB_DISABLE_TELEMETRY": "
 RAY_SETTINGS = {"RAY_prestart_worker_first_driver": "0", "RAY_USAGE_STATS_ENABLED": "0",
                 "RAY_enable_metrics_collection": "0"}
 STARTUP_TIMEOUT = "timed out during startup"  # what Ray 2.60 raises when its raylet gave up waiting for its agents
+GAVE_UP = "Ray could not start here"  # how an embedded start that timed out so is reported
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs) -> None:
@@ -58,7 +59,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs) 
     except Exception as exc:  # Ray raises a bare Exception for this
         if STARTUP_TIMEOUT not in str(exc):
             raise
-        raise DubError("Ray could not start here: its dashboard agent did not start within Ray's limit, which "
+        raise DubError(f"{GAVE_UP}: its dashboard agent did not start within Ray's limit, which "
                        "happens when the machine is very busy. Try again, or start Ray once with `dubgraph up` "
                        "(it retries) and dub with --address auto") from None
     log.info("started an embedded Ray (token auth on) with %s CPUs", ray.cluster_resources().get("CPU"))

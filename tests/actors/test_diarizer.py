@@ -147,6 +147,7 @@ def test_tiny_pyannote_returns_speaker_turns(tiny, sample):
     turns = tiny.diarize(sample, DiarizeOptions(num_speakers=3))
     assert_well_formed(turns)  # within the audio, although pyannote's padded last window runs past its end
     assert len(turns) >= 3 and len({t.speaker for t in turns}) == 3
+    assert all(t.end_s - t.start_s >= 1.0 for t in turns)  # turns follow chunks, not frames (tiny_pyannote.py)
 
 
 def test_pyannote_default_loading_matches_the_loader(tiny_pyannote_spec, tiny, sample):

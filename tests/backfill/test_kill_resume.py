@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from graph.run.local_ray import GAVE_UP
 from tests.processes import kill_session
 
 from .helpers import ROOT, backfill, checkpoint_mtimes, output_mtimes, run_manifest
@@ -14,7 +15,6 @@ from .helpers import ROOT, backfill, checkpoint_mtimes, output_mtimes, run_manif
 pytestmark = pytest.mark.slow  # a backfill process killed and run again
 
 START_TIMEOUT_S = 300
-RAY_GAVE_UP = "Ray could not start here"  # the backfill's message (graph/run/local_ray.py)
 
 
 def wait_for_done(out, proc, at_least: int, log) -> dict | None:
@@ -27,7 +27,7 @@ def wait_for_done(out, proc, at_least: int, log) -> dict | None:
             if sum(item["state"] == "done" for item in items.values()) >= at_least:
                 return items
         time.sleep(0.05)
-    if proc.poll() is not None and RAY_GAVE_UP in log.read_text():
+    if proc.poll() is not None and GAVE_UP in log.read_text():
         return None
     pytest.fail(f"backfill exited ({proc.poll()}) or stalled before {at_least} done:\n{log.read_text()[-3000:]}")
 
@@ -38,7 +38,7 @@ def test_killed_backfill_resumes_without_redoing_finished_work(offline_stages, c
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     cmd = [sys.executable, "-m", "graph.backfill", "--input", str(clip_dir), "--to", "pt-br", "--out", str(out),
            "--formats", "wav,srt", "--concurrency", "1", "--progress-every", "2"]
-    for attempt in (1, 2):  # started again, as its message says, when Ray gave up starting on the busy machine
+    for _ in range(2):  # started again, as its message says, when Ray gave up starting on the busy machine
         with open(log, "wb") as sink:
             proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT,
                                     start_new_session=True)
