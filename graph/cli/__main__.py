@@ -1,5 +1,3 @@
-import sys
+from graph.cli.main import run
 
-from graph.cli.main import main
-
-sys.exit(main())
+run()

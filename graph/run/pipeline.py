@@ -2,7 +2,7 @@
 
 decode -> (ASR || diarization || separation of the background) -> utterances -> per speaker: voice (the user's
        clip, a library voice, or a reference picked from the recording) -> conditionals (once, one object) -> per
-       language, all at once: translate (the glossary enforced) -> voice every line (fan-out, duration-aware,
+       language, all at once: translate (the glossary enforced; begun with the voices) -> voice every line (fan-out, duration-aware,
        pronunciations applied) -> solve the timeline -> re-voice what the solver asks for -> fit -> render over the
        bed -> measure onsets in the audio -> files -> video (every language's track muxed with the copied video)
 """
@@ -159,37 +159,39 @@ async def dub(
     speakers = tuple(sorted({u.speaker for u in utterances}))
     log.info("[%s] %d lines from %d speakers", job.job_id, len(utterances), len(speakers))
 
-    with clock.timed("voices"):
-        conds = await job_voices(job, stages, source, utterances, turns, store, conditionals, emit)
-    synthesizer = await _describe(stages.synthesizer)
-
-    bed = await background.finish(bed_source, utterances) if bed_source else None
-    mix = Mix(analysis.duration_s, bed.sr if bed else OUTPUT_SR, speaker_levels(bed.speech if bed else analysis,
-                                                                                utterances), bed)
-    voices = {speaker: (voice.key, voice.ref) for speaker, voice in conds.items()}
     translated: dict[str, dict[str, Translation]] = {}
     mixed: dict[str, Mixed] = {}
-
-    async def one_language(lang: str) -> None:
-        translated[lang] = await _translate(job, stages, utterances, source_language, lang, store, clock, emit)
-        voicer = LineVoicer(stages.synthesizer, opts, lang, OUTPUT_SR, store, job.job_id)
-        done = 0
-        emit(f"synthesize:{lang}", 0, len(utterances))
-
-        def voiced() -> None:
-            nonlocal done
-            done += 1
-            emit(f"synthesize:{lang}", done, len(utterances))
-
-        t0 = time.perf_counter()
-        placed = await place_language(voicer, utterances, translated[lang], voices, analysis.duration_s, opts.timing,
-                                      voiced)
-        clock.stage_s[f"synthesize:{lang}"] = round(time.perf_counter() - t0, 3)
-        with clock.timed(f"render:{lang}"):
-            mixed[lang] = await mix_language(out_dir, lang, placed, mix, opts.formats, video if containers else None)
-        emit(f"render:{lang}", 1, 1)
-
+    translating = {lang: asyncio.ensure_future(_translate(job, stages, utterances, source_language, lang, store, clock,
+                                                          emit)) for lang in targets}  # they need no voice: now
     try:
+        with clock.timed("voices"):
+            conds = await job_voices(job, stages, source, utterances, turns, store, conditionals, emit)
+        synthesizer = await _describe(stages.synthesizer)
+        bed = await background.finish(bed_source, utterances) if bed_source else None
+        mix = Mix(analysis.duration_s, bed.sr if bed else OUTPUT_SR, speaker_levels(bed.speech if bed else analysis,
+                                                                                    utterances), bed)
+        voices = {speaker: (voice.key, voice.ref) for speaker, voice in conds.items()}
+
+        async def one_language(lang: str) -> None:
+            translated[lang] = await translating[lang]
+            voicer = LineVoicer(stages.synthesizer, opts, lang, OUTPUT_SR, store, job.job_id)
+            done = 0
+            emit(f"synthesize:{lang}", 0, len(utterances))
+
+            def voiced() -> None:
+                nonlocal done
+                done += 1
+                emit(f"synthesize:{lang}", done, len(utterances))
+
+            t0 = time.perf_counter()
+            placed = await place_language(voicer, utterances, translated[lang], voices, analysis.duration_s,
+                                          opts.timing, voiced)
+            clock.stage_s[f"synthesize:{lang}"] = round(time.perf_counter() - t0, 3)
+            with clock.timed(f"render:{lang}"):
+                mixed[lang] = await mix_language(out_dir, lang, placed, mix, opts.formats,
+                                                 video if containers else None)
+            emit(f"render:{lang}", 1, 1)
+
         await asyncio.gather(*(one_language(lang) for lang in targets))
         videos = {}
         if containers:
@@ -197,6 +199,8 @@ async def dub(
                 videos = await write_language_videos(out_dir, job.input, video, containers, mixed, targets, opts,
                                                      source_language)
     finally:
+        for task in (*translating.values(), *([bed_source] if bed_source else [])):
+            task.cancel()  # those of a run that failed before they were needed (done ones are left as they are)
         drop_staged(mixed)
     outputs = {lang: replace(mixed[lang].output, files={**mixed[lang].output.files, **videos.get(lang, {})})
                for lang in targets}

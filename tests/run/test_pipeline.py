@@ -99,6 +99,40 @@ def test_three_languages_lines_in_place_conditionals_once_per_speaker(recording,
     assert result.speakers == ("A", "B")
 
 
+class TimedTagger(Tagger):
+    """Translation that says when it began."""
+
+    def __init__(self):
+        self.began = threading.Event()
+
+    def translate(self, texts, source, target, options):
+        self.began.set()
+        return super().translate(texts, source, target, options)
+
+
+class WaitingVoice(ToneVoice):
+    """Conditionals that are only made once translation has begun (``waited``: whether it had, within 10 s)."""
+
+    def __init__(self, translation_began: threading.Event):
+        super().__init__()
+        self.translation_began, self.waited = translation_began, []
+
+    def prepare(self, reference, sr):
+        self.waited.append(self.translation_began.wait(timeout=10))
+        return super().prepare(reference, sr)
+
+
+def test_translation_runs_while_the_voices_are_made(recording, tmp_path):
+    tagger = TimedTagger()
+    voice = WaitingVoice(tagger.began)
+    job_stages = Stages(LocalStage(Script(LINES)), LocalStage(Turns(LINES)), LocalStage(tagger),
+                        LocalStage(voice, parallelism=4))
+    asyncio.run(dub(make_job(recording, tmp_path, ("pt-br", "es")), job_stages))
+    assert voice.waited == [True, True]  # both speakers' conditionals were made while translation ran
+    lines = json.loads((tmp_path / "out" / "manifest.json").read_text())["languages"]["es"]["lines"]
+    assert [line["text"] for line in lines] == [f"[es] {text}" for *_, text in LINES]
+
+
 def test_long_candidate_replaced_by_shorter_one_when_it_would_be_cut(recording, tmp_path):
     asyncio.run(dub(make_job(recording, tmp_path), stages(ToneVoice())))
     lines = json.loads((tmp_path / "out" / "manifest.json").read_text())["languages"]["pt-br"]["lines"]
