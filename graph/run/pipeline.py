@@ -2,9 +2,10 @@
 
 decode -> (ASR || diarization || separation of the background) -> utterances -> per speaker: voice (the user's
        clip, a library voice, or a reference picked from the recording) -> conditionals (once, one object) -> per
-       language, all at once: translate (the glossary enforced; begun with the voices) -> voice every line (fan-out, duration-aware,
-       pronunciations applied) -> solve the timeline -> re-voice what the solver asks for -> fit -> render over the
-       bed -> measure onsets in the audio -> files -> video (every language's track muxed with the copied video)
+       language, all at once: translate (the glossary enforced; begun with the voices) -> voice every line (fan-out,
+       duration-aware, pronunciations applied) -> solve the timeline -> re-voice what the solver asks for -> fit ->
+       render over the bed -> measure onsets in the audio -> files -> video (every language's track muxed with the
+       copied video)
 """
 
 from __future__ import annotations
