@@ -21,7 +21,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import serve
 from ray.serve import Application
 
-from actors.serving import Diarizer, Separator, Synthesizer, Transcriber, Translator, profile_with, serve_stages
+from actors.serving import (
+    Diarizer,
+    ModelSet,
+    Separator,
+    Synthesizer,
+    Transcriber,
+    Translator,
+    model_classes,
+    profile_with,
+    serve_stages,
+)
 from graph.edits import parse_revision
 from graph.errors import BadInput, DubError, JobNotFound, RequestTooLarge
 from graph.jobs import bodies
@@ -35,13 +45,29 @@ from graph.media.outputs import MANIFEST
 from graph.options import TranslateOptions
 
 READY_CACHE_S = 2.0
+MODEL_DEPLOYMENTS = (Transcriber, Diarizer, Translator, Synthesizer, Separator)  # the order DubIngress takes them in
 
 
-class DubAppArgs(BaseModel):
-    """Application arguments (``args:`` in a Serve config); deployment resources live in the config's deployments."""
+class ModelArgs(BaseModel):
+    """The model deployments' arguments (``args:`` of a ``serve_app:build_models`` application)."""
 
     model_config = ConfigDict(extra="forbid")
     profile: str = Field("offline", description="model profile: offline or full")
+    actors: dict[str, str] = Field(default_factory=dict, description="role -> 'module:Class' instead of the profile's")
+
+    @model_validator(mode="after")
+    def _known_profile(self) -> "ModelArgs":
+        """An unknown profile or role fails when the app is built, not in a replica's restart loop."""
+        try:
+            profile_with(self.profile, self.actors)
+        except DubError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class DubAppArgs(ModelArgs):
+    """Application arguments (``args:`` in a Serve config); deployment resources live in the config's deployments."""
+
     job_dir: str = Field("dubgraph-jobs", description="job store (SQLite + a directory per job); keep it")
     api_key: str | None = Field(None, description="required in X-API-Key when set (prefer api_key_env)")
     api_key_env: str = Field("DUBGRAPH_API_KEY", description="environment variable holding the API key, if set")
@@ -60,19 +86,11 @@ class DubAppArgs(BaseModel):
     synth_parallelism: int = Field(8, ge=1, description="lines of one job and language synthesized at once")
     translate_max_texts: int = Field(256, ge=1, description="texts per POST /v1/translate")
     translate_max_chars: int = Field(2000, ge=1, description="characters per text in POST /v1/translate")
-    actors: dict[str, str] = Field(default_factory=dict, description="role -> 'module:Class' instead of the profile's")
+    models_app: str | None = Field(None, description="use the model deployments of this running application "
+                                   "(serve_app:build_models, same profile and actors) instead of deploying them")
     voice_dir: str | None = Field(None, description="voice library; default $DUBGRAPH_VOICES, else <job_dir>/voices")
     max_voice_mb: float = Field(20, gt=0, description="largest voice clip accepted (/v1/voices, voice.* parts)")
     max_voices: int = Field(1000, ge=1, description="voices the library may hold")
-
-    @model_validator(mode="after")
-    def _known_profile(self) -> "DubAppArgs":
-        """An unknown profile or role fails when the app is built, not in a replica's restart loop."""
-        try:
-            profile_with(self.profile, self.actors)
-        except DubError as exc:
-            raise ValueError(str(exc)) from None
-        return self
 
     def key(self) -> str | None:
         return self.api_key or os.environ.get(self.api_key_env) or None
@@ -83,9 +101,15 @@ class DubAppArgs(BaseModel):
 class DubIngress:
     """The HTTP API; dub jobs run in this replica's event loop, model work in the model deployments."""
 
-    async def __init__(self, args: DubAppArgs, transcriber, diarizer, translator, synthesizer, separator=None):
+    async def __init__(self, args: DubAppArgs, *models):
+        """``models``: handles to the five model deployments, bound by ``build_app``; with ``args.models_app``,
+        those of that application, found by name."""
         self.args = args
         self.profile = profile_with(args.profile, args.actors)
+        if args.models_app:
+            await _check_models(args.models_app, self.profile)
+            models = tuple(serve.get_deployment_handle(d.name, args.models_app) for d in MODEL_DEPLOYMENTS)
+        transcriber, diarizer, translator, synthesizer, separator = models
         self.translator = translator
         self.api_key = args.key()
         api.require_key_when_exposed(await asyncio.to_thread(_http_host), self.api_key, args.allow_anonymous)
@@ -247,13 +271,14 @@ class DubIngress:
         """Deployment states from the Serve controller (cached briefly: probes may be frequent)."""
         checked_s, states = self._ready
         if time.monotonic() - checked_s > READY_CACHE_S:
-            app_name = serve.get_replica_context().app_name
+            apps = (serve.get_replica_context().app_name, self.args.models_app)
             try:
                 status = await asyncio.to_thread(serve.status)
             except Exception:  # the controller is restarting: not ready, ask again later
                 return {}
-            app_status = status.applications.get(app_name)
-            states = {name: d.status.value for name, d in app_status.deployments.items()} if app_status else {}
+            found = [status.applications.get(app) for app in apps if app]
+            states = {} if None in found else {name: d.status.value for app in found
+                                               for name, d in app.deployments.items()}  # fmt: skip
             self._ready = (time.monotonic(), states)
         return states
 
@@ -335,18 +360,40 @@ _PATCH_BODY = {
 
 
 def build_app(args: DubAppArgs) -> Application:
-    """The application: the ingress bound to the five model deployments (one replica set each).
+    """The application: the ingress bound to the five model deployments (one replica set each), or, with
+    ``args.models_app``, the ingress alone, using the model deployments of that application.
 
     Where Serve already runs (a config deploy), an exposed address without an API key fails here, at once; the
     ingress checks again when it starts (``serve run serve_app:app`` imports this before Serve starts)."""
     host = _http_host() if ray.is_initialized() else None
     if host is not None:
         api.require_key_when_exposed(host, args.key(), args.allow_anonymous)
+    return DubIngress.bind(args) if args.models_app else DubIngress.bind(args, *_bound_models(args))
+
+
+def build_models(args: ModelArgs) -> Application:
+    """The five model deployments alone, as an application of their own (no route) that ingress applications
+    name in ``models_app``. Deploying an ingress then starts no model: a change of its args (keys, limits, job
+    store) restarts the ingress in seconds while the models stay loaded, and several ingresses can share them."""
+    return ModelSet.bind(args.profile, args.actors, *_bound_models(args))
+
+
+async def _check_models(app: str, profile) -> None:
+    """The models application serves this profile's models (its languages and names are the ingress's)."""
+    try:
+        served = await serve.get_deployment_handle(ModelSet.name, app).models.remote()
+    except Exception as exc:  # noqa: BLE001 - Serve says "no such application/deployment" in several ways
+        raise DubError(f"models_app {app!r}: no model application of that name runs here (deploy "
+                       f"serve_app:build_models as {app!r} first): {type(exc).__name__}: {exc}") from None
+    wanted = model_classes(profile)
+    if served != wanted:
+        raise DubError(f"models_app {app!r} serves {served}, not the {profile.name} profile's models {wanted}: "
+                       "give both applications the same profile and actors")
+
+
+def _bound_models(args: ModelArgs) -> list[Application]:
     models = (args.profile, args.actors)
-    return DubIngress.bind(
-        args, Transcriber.bind(*models), Diarizer.bind(*models), Translator.bind(*models), Synthesizer.bind(*models),
-        Separator.bind(*models),
-    )
+    return [d.bind(*models) for d in MODEL_DEPLOYMENTS]
 
 
 app = build_app(DubAppArgs())

@@ -47,6 +47,11 @@ def profile_with(name: str | Profile, actors: dict[str, str] | None = None) -> P
     return profile
 
 
+def model_classes(profile: Profile) -> dict[str, str]:
+    """Role -> the actor class ("module:Class") that serves it."""
+    return {spec.role: spec.actor for spec in profile.models}
+
+
 class _Model:
     """Builds its role's actor in this replica (``wrapper`` around it when set); each call runs in a worker thread."""
 
@@ -123,6 +128,19 @@ class Separator(_Model):
 
     async def separate(self, samples, sr: int):
         return await self._call("separate", samples, sr)
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0}, max_ongoing_requests=16)
+class ModelSet:
+    """The root of a models-only application (``serve_app:build_models``): holds the model deployments an ingress
+    elsewhere finds by name, and says which model classes they run, so that ingress can check its profile."""
+
+    def __init__(self, profile: str, actors: dict[str, str] | None, *deployments):
+        self.deployments = deployments  # kept: the application's deployments are those bound here
+        self.actors = model_classes(profile_with(profile, actors))
+
+    def models(self) -> dict[str, str]:
+        return self.actors
 
 
 @dataclass(frozen=True)

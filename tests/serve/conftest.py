@@ -13,6 +13,7 @@ import pytest
 from tests.serve.synth import control
 
 APP = "dubgraph"
+MODELS_APP = "dubgraph-models"
 TEST_SYNTH = "tests.serve.synth:CountingSynthesizer"
 POLL_S = 0.25
 
@@ -36,15 +37,28 @@ def serve_port(ray_local) -> int:
 
 
 def deploy(port: int, **args) -> httpx.Client:
-    """Run the app with these DubAppArgs (offline profile, the counting synthesizer) and return a client."""
+    """Run the app's ingress with these DubAppArgs and return a client. Its models (offline profile, the counting
+    synthesizer) are the session's models application, deployed by the first call: each test module deploys
+    its own ingress (its own job store and limits) in seconds, and no module reloads a model."""
     from ray import serve
 
     from serve_app import DubAppArgs, build_app
 
     args.setdefault("actors", {"synthesizer": TEST_SYNTH})
-    serve.run(build_app(DubAppArgs(**args)), name=APP, route_prefix="/")
+    serve.run(build_app(DubAppArgs(models_app=models_app(args["actors"]), **args)), name=APP, route_prefix="/")
     headers = {"X-API-Key": args["api_key"]} if args.get("api_key") else {}
     return httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=120)
+
+
+def models_app(actors: dict[str, str]) -> str:
+    """The session's models application (offline profile with these actors), deployed when not running."""
+    from ray import serve
+
+    from serve_app import ModelArgs, build_models
+
+    if MODELS_APP not in serve.status().applications:
+        serve.run(build_models(ModelArgs(actors=actors)), name=MODELS_APP, route_prefix=None)
+    return MODELS_APP
 
 
 def wait_for(client: httpx.Client, job_id: str, until=("done", "failed"), timeout_s: float = 600) -> dict:

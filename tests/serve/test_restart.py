@@ -1,4 +1,6 @@
-"""Restarting the whole app with a running and a queued job: both complete, and no line is synthesized twice."""
+"""Restarting the app's ingress (its job runner) with a running and a queued job: both complete, no line is
+synthesized twice, and the model replicas (the session's models application) are the same before and after.
+A restart of everything, models and Ray too, is tests/serve/test_crash.py."""
 
 from __future__ import annotations
 
@@ -9,14 +11,20 @@ from collections import Counter
 import pytest
 import ray
 
-from tests.serve.conftest import APP, deploy, submit, wait_for
+from tests.serve.conftest import APP, MODELS_APP, TEST_SYNTH, deploy, models_app, submit, wait_for
 from tests.serve.synth import control
 
 pytestmark = pytest.mark.slow  # a Serve app restarted mid-run
 
 
-def _ingress_alive() -> bool:
-    return any("#DubIngress#" in a["name"] for a in ray.util.list_named_actors(all_namespaces=True))
+def _replicas(app: str, *deployments: str) -> set[str]:
+    """Names of the live replica actors of an app's deployments (Serve's "SERVE_REPLICA::app#Deployment#id")."""
+    return {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if any(f"::{app}#{d}#" in a["name"] for d in deployments)}  # fmt: skip
+
+
+def _models() -> set[str]:
+    return _replicas(MODELS_APP, "Transcriber", "Diarizer", "Translator", "Synthesizer", "Separator")
 
 
 def test_restart_resumes_running_and_queued_jobs(serve_port, dialogue, dialogue3, tmp_path):
@@ -46,15 +54,17 @@ def test_restart_resumes_running_and_queued_jobs(serve_port, dialogue, dialogue3
         assert client.get(f"/v1/dubs/{running}").json()["status"] == "running"
         assert client.get(f"/v1/dubs/{queued}").json()["status"] == "queued"
 
+        models = _models()
         stopping = threading.Thread(target=serve.delete, args=(APP,))
         stopping.start()
-        while _ingress_alive():
+        while _replicas(APP, "DubIngress"):
             time.sleep(0.1)
         ray.get(ctl.refuse_waiting.remote())  # lines held at the gate belonged to the stopped ingress
         stopping.join()
         ray.get(ctl.configure.remote())
 
         client = deploy(serve_port, **args)
+        assert _models() == models and len(models) == 6, models  # 5 deployments, 2 synthesizers: none restarted
         resumed, fresh = wait_for(client, running), wait_for(client, queued)
         lines = [line for status in (resumed, fresh) if status["status"] == "done"
                  for line in client.get(status["links"]["manifest"]).json()["languages"]["pt-br"]["lines"]]  # fmt: skip
@@ -70,3 +80,18 @@ def test_restart_resumes_running_and_queued_jobs(serve_port, dialogue, dialogue3
     voiced = {(text, seed) for text, seed, _ in synthesized}  # a line voiced again at another pace counts once
     assert len(voiced) == len([line for line in lines if line["text"].strip()])  # and no line missing
     assert not any("synthesis_failed" in line["flags"] for line in lines)
+
+
+def test_an_ingress_checks_that_its_models_app_runs_its_profile(serve_port):
+    import asyncio
+
+    from actors.serving import profile_with
+    from graph.errors import DubError
+    from serve_app import _check_models
+
+    app = models_app({"synthesizer": TEST_SYNTH})
+    asyncio.run(_check_models(app, profile_with("offline", {"synthesizer": TEST_SYNTH})))  # the same: no error
+    with pytest.raises(DubError, match="not the offline profile's models .*give both applications the same"):
+        asyncio.run(_check_models(app, profile_with("offline")))  # its synthesizer is another class
+    with pytest.raises(DubError, match="models_app 'nowhere': no model application of that name runs here"):
+        asyncio.run(_check_models("nowhere", profile_with("offline")))
