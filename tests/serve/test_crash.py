@@ -31,13 +31,16 @@ FINISHED_BEFORE_KILL = 2
 
 
 def serve_config(tmp_path: Path, port: int) -> Path:
-    """serve_config.yaml with the test synthesizer, one job at a time, one line at a time, the job store in tmp."""
+    """serve_config.yaml with the test synthesizer (one replica), one job and one line at a time, the job store in
+    tmp."""
     config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
     config["http_options"]["port"] = port
     (app,) = config["applications"]
     app["args"].update(job_dir=str(tmp_path / "jobs"), max_running_jobs=1, synth_parallelism=1,
                        actors={"synthesizer": "tests.serve.synth:LoggedSynthesizer"})  # fmt: skip
     app["runtime_env"] = {"env_vars": {LOG_ENV: str(tmp_path / "synth.log"), GATE_ENV: str(tmp_path / "gate")}}
+    synth = next(d for d in app["deployments"] if d["name"] == "Synthesizer")
+    synth["num_replicas"] = 1  # one line at a time needs one: a second replica is a process to start, twice
     path = tmp_path / "serve_config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
