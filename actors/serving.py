@@ -120,7 +120,12 @@ class Synthesizer(_Model):
         return self.model.describe()
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=2)
+# Started by the first job that keeps a separated background, not with the app (a job without one never needs it);
+# stopped again after an hour without one. Serve starts a replica at once for a request that finds none.
+ON_DEMAND = {"min_replicas": 0, "initial_replicas": 0, "max_replicas": 1, "downscale_delay_s": 3600}
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=2, autoscaling_config=ON_DEMAND)
 class Separator(_Model):
     """A job's background: the speech estimate of its speech mix, once per job that keeps a separated bed."""
 

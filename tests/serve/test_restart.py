@@ -64,7 +64,8 @@ def test_restart_resumes_running_and_queued_jobs(serve_port, dialogue, dialogue3
         ray.get(ctl.configure.remote())
 
         client = deploy(serve_port, **args)
-        assert _models() == models and len(models) == 6, models  # 5 deployments, 2 synthesizers: none restarted
+        assert _models() == models and len(models) >= 5, models  # 2 synthesizers, the separator when started
+        # by a job: the same processes, none restarted
         resumed, fresh = wait_for(client, running), wait_for(client, queued)
         lines = [line for status in (resumed, fresh) if status["status"] == "done"
                  for line in client.get(status["links"]["manifest"]).json()["languages"]["pt-br"]["lines"]]  # fmt: skip
