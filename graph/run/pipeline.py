@@ -29,7 +29,7 @@ from graph.options import DubOptions, to_dict
 from graph.run import background
 from graph.run.checkpoint import Checkpoint, key_of
 from graph.run.lines import LineVoicer
-from graph.run.placing import load_stretch_soon, place_language
+from graph.run.placing import place_language
 from graph.run.revisions import first_state, keep_voices
 from graph.run.stages import Stage
 from graph.run.tracks import OUTPUT_SR, Mix, Mixed, drop_staged, mix_language, write_language_videos
@@ -139,7 +139,6 @@ async def dub(
     emit("decode", 1, 1)
     if audio.is_silent(analysis):
         raise BadAudio(f"{job.input} is silent: there is no speech to dub")
-    load_stretch_soon()
     wave = stages.put(analysis.samples)
     bed_source = await background.start(job, stages, store, OUTPUT_SR, clock, emit) if opts.background else None
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,7 +31,7 @@ import numpy as np
 from graph.options import TimingOptions
 from graph.run.lines import LineVoicer, Take
 from graph.timeline.solver import Plan, Slot, solve
-from graph.timeline.timing import choose_candidate, fit_take, predicted_s, source_pace, stretch, word_prefix
+from graph.timeline.timing import choose_candidate, fit_take, predicted_s, source_pace, word_prefix
 from graph.types import PlacedLine, Translation, Utterance
 
 RETAKE = 0.15  # a take more than 15 % off its plan is voiced again at a corrected pace; less is stretched
@@ -40,27 +39,6 @@ RETAKES = 2  # at most this many times (espeak-ng's duration does not scale exac
 PACES = (0.5, 2.5)  # speed-ups asked of a synthesizer (espeak-ng's words per minute stay within its range)
 ROUNDS = 2  # solve, re-voice (candidates, cuts), solve again: at most this many times
 STRETCHED = 0.01  # a take time-stretched by more than 1 % is flagged "stretched" (the review page marks it so)
-
-_stretch_loading: threading.Thread | None = None
-_stretch_lock = threading.Lock()
-
-
-def load_stretch_soon() -> threading.Thread | None:
-    """Load the stretch in a daemon thread, now, once per process (None when already begun).
-
-    Its first call in a process imports librosa's spectral modules and compiles its phase vocoder: ~6 s on 2 cores,
-    half the wall time of a warm 30 s CLI run when it came at the first fit. Begun when a job starts, it happens
-    while the models work; a fit that comes sooner waits for the thread (two threads importing the same modules at
-    once can deadlock on Python's import locks)."""
-    global _stretch_loading
-    with _stretch_lock:
-        if _stretch_loading is not None:
-            return None
-        _stretch_loading = threading.Thread(target=stretch, args=(np.zeros(4096, np.float32), 16000, 1.25),
-                                            name="load-stretch", daemon=True)
-        _stretch_loading.start()
-        return _stretch_loading
-
 
 @dataclass(frozen=True)
 class Placed:
@@ -207,8 +185,6 @@ def _revoice(line: _Line, plan: Plan, options: TimingOptions) -> tuple[str, floa
 def _fit(line: _Line, plan: Plan, natural_s: float, lang: str) -> Placed:
     """The take fitted to its plan, and the record of what was done to it (``natural_s``: the planned take's)."""
     take, u = line.take, line.u
-    if _stretch_loading is not None:
-        _stretch_loading.join()
     samples, stretch, cut_s = fit_take(take.samples, take.sr, plan)
     dropped_s = max(0.0, line.uncut_s - natural_s) if line.uncut_s is not None else 0.0
     lost_s = dropped_s / plan.rate + cut_s

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from actors.asr import Transcriber, _dubgraph_code
+from actors.asr import Transcriber, _cpu_threads, _dubgraph_code
 from actors.models import OFFLINE
 from graph.audio import SAMPLE_RATE
 from graph.errors import UnsupportedLanguage
@@ -87,3 +89,12 @@ def test_whisper_codes_map_back_to_dubgraph_codes():
     assert _dubgraph_code("pt") == "pt"  # Whisper's "pt" is plain Portuguese, not pt-br
     assert _dubgraph_code("no") == "no"
     assert _dubgraph_code("uk") == "uk"  # unknown to dubgraph: passed through, rejected by the caller
+
+
+def test_transcription_threads_follow_the_cores_not_the_one_thread_ray_gives_an_actor(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Ray sets in an actor asking for under one CPU
+    spec = OFFLINE.model("asr")
+    assert _cpu_threads(spec) == min(4, len(os.sched_getaffinity(0)))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert _cpu_threads(spec) == 4  # faster-whisper's default is the most
+    assert _cpu_threads(replace(spec, options={**spec.options, "cpu_threads": 1})) == 1

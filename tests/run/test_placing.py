@@ -113,19 +113,3 @@ def test_min_stretch_slows_a_short_line_down_when_asked(tmp_path, espeak, voice)
 def test_bad_timing_options_are_refused_with_the_allowed_range(fields, message):
     with pytest.raises(BadInput, match=message):
         from_dict(DubOptions, {"timing": fields})
-
-
-def test_the_stretch_loads_once_in_a_background_thread_when_a_job_starts():
-    """In a fresh interpreter (as a CLI run is): the first call starts one daemon thread, which leaves librosa's
-    phase vocoder imported and compiled; a second call starts nothing."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    code = ("import sys; from graph.run.placing import load_stretch_soon; loading = load_stretch_soon(); "
-            "print(loading.daemon, 'librosa.effects' in sys.modules); loading.join(); "
-            "print('librosa.effects' in sys.modules, load_stretch_soon())")
-    run = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["True", "False", "True", "None"]
