@@ -67,10 +67,10 @@ def trim(samples: np.ndarray, sr: int) -> np.ndarray:
 def stretch(samples: np.ndarray, sr: int, rate: float) -> np.ndarray:
     """Pitch-preserving speed change, ``round(len / rate)`` samples; rate 1 returns the input untouched.
 
-    sox's ``tempo -s`` (WSOLA tuned for speech, a process per call, ~6 ms per second of audio). It replaced
-    librosa's phase vocoder, whose 2048-point frames smeared words (tiny.en misheard 73-95 % of the words of
-    stretched espeak-ng lines, against 11-17 % after sox, at rates 0.8-1.5) and whose loading cost ~4 s of CPU in
-    every new process that places lines (bench/RESULTS.md, "Time stretch").
+    sox's ``tempo -s`` (WSOLA tuned for speech, a process per call, ~5-9 ms per second of audio). It replaced
+    librosa's phase vocoder, whose 2048-point frames smeared words (tiny.en's word error on lines stretched 0.8-1.5x:
+    63-84 % on espeak-ng lines and 79-97 % on real speech, against 12-20 % and 5-12 % after sox) and whose loading
+    cost ~5 s of CPU in every new process that places lines (bench/RESULTS.md, "Time stretch").
     """
     if abs(rate - 1.0) < 1e-3 or len(samples) < 2048:
         return samples
