@@ -4,7 +4,7 @@ PY := .venv/bin/python
 SYSTEM_PACKAGES := ffmpeg espeak-ng sox libsndfile1 chromium
 DEMO_OUT ?= out/demo
 
-.PHONY: setup system-deps demo test bench gpu-check models vendor-web clean
+.PHONY: setup system-deps demo test bench gpu-check gpu-debs models vendor-web clean
 
 setup: system-deps .venv/.synced
 
@@ -49,12 +49,20 @@ bench: setup
 # On a CUDA machine, from the repository: the gpu tests, T3/S3Gen per batch size (fast vs exact decode) and the
 # end-to-end job (bench/gpu.py). Without the project's venv there, carry wheels made by shared/tools/device-wheels
 # in .whl/ and inputs made here by `python -m bench.gpu --prepare gpu-inputs` (no espeak-ng or ffmpeg needed there).
+# Fitting stretches lines with sox: where the GPU machine lacks it, carry .deb/ (`make gpu-debs` here, Debian's
+# packages), which gpu-check unpacks into /tmp/sysroot.
 GPU_PY = $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
+SYSROOT := /tmp/sysroot
 gpu-check:
 	@if [ -d .whl ] && ! $(GPU_PY) -c "import ray.serve, chatterbox" 2>/dev/null; then \
 	  $(GPU_PY) -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl; fi
+	@if [ -d .deb ] && ! command -v sox >/dev/null; then for f in .deb/*.deb; do dpkg -x $$f $(SYSROOT); done; fi
 	@test -d gpu-inputs || $(GPU_PY) -m bench.gpu --prepare gpu-inputs
-	PYTHONPATH=$(CURDIR):/tmp/site $(GPU_PY) -m bench.gpu --record $(GPU_CHECK_ARGS)
+	PATH=$$PATH:$(SYSROOT)/usr/bin LD_LIBRARY_PATH=$(SYSROOT)/usr/lib/x86_64-linux-gnu PYTHONPATH=$(CURDIR):/tmp/site \
+	  $(GPU_PY) -m bench.gpu --record $(GPU_CHECK_ARGS)
+
+gpu-debs:
+	mkdir -p .deb && cd .deb && apt-get download sox libsox3 libgsm1 libltdl7 libmagic1 libmagic-mgc
 
 clean:
 	rm -rf out dubbed examples/conversation.wav .pytest_cache

@@ -11,7 +11,8 @@
 
 A GPU machine may have no espeak-ng or ffmpeg and nothing can be downloaded there, so the inputs (the dialogue as
 WAV, its transcript, the tiny Marian) are made beforehand on any machine with ``python -m bench.gpu --prepare DIR``
-and carried along. The report (markdown) goes to ``--out`` (and stdout); ``--record`` appends it to
+and carried along. Fitting the lines needs sox: where the machine lacks it, ``make gpu-debs`` downloads
+Debian's packages into ``.deb/`` to carry, and ``make gpu-check`` unpacks them. The report (markdown) goes to ``--out`` (and stdout); ``--record`` appends it to
 bench/RESULTS.md.
 """
 
