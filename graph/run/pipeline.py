@@ -111,6 +111,16 @@ class _Clock:
         return _Timer()
 
 
+async def _at_once(*calls) -> list:
+    """Every call's result, the calls run together (the decodes and the probe are separate ffmpeg processes); a
+    failure is raised as if they had run in order: the first failing call's, whichever ended first."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
+
+
 async def dub(
     job: DubJob,
     stages: Stages,
@@ -132,9 +142,10 @@ async def dub(
 
     with clock.timed("decode"):
         stream = opts.audio_track
-        analysis = await asyncio.to_thread(audio.decode, job.input, audio.SAMPLE_RATE, job.max_duration_s, stream)
-        source = await asyncio.to_thread(audio.decode, job.input, None, job.max_duration_s, stream)
-        video = await asyncio.to_thread(probe_video, job.input, stream)
+        analysis, source, video = await _at_once(
+            asyncio.to_thread(audio.decode, job.input, audio.SAMPLE_RATE, job.max_duration_s, stream),
+            asyncio.to_thread(audio.decode, job.input, None, job.max_duration_s, stream),
+            asyncio.to_thread(probe_video, job.input, stream))
         containers = video_formats(opts.formats, video, job.input)
     emit("decode", 1, 1)
     if audio.is_silent(analysis):

@@ -132,6 +132,37 @@ def test_translation_runs_while_the_voices_are_made(recording, tmp_path):
     assert [line["text"] for line in lines] == [f"[es] {text}" for *_, text in LINES]
 
 
+def test_the_two_decodes_and_the_probe_run_at_once(recording, tmp_path, monkeypatch):
+    from graph.run import pipeline
+
+    started = threading.Barrier(3, timeout=10)  # broken (the job fails) unless all three are under way together
+    decode, probe = pipeline.audio.decode, pipeline.probe_video
+    monkeypatch.setattr(pipeline.audio, "decode", lambda *a: (started.wait(), decode(*a))[1])
+    monkeypatch.setattr(pipeline, "probe_video", lambda *a: (started.wait(), probe(*a))[1])
+    result = asyncio.run(dub(make_job(recording, tmp_path), stages(ToneVoice())))
+    assert set(result.outputs) == {"pt-br"} and result.stage_s["decode"] > 0
+
+
+def test_when_decoding_and_probing_fail_the_analysis_decode_s_error_is_raised(recording, tmp_path, monkeypatch):
+    """As when they ran in order, whichever fails first: here the probe's failure comes first."""
+    from graph.run import pipeline
+
+    probed = threading.Event()
+
+    def decode(path, sr, *rest):
+        probed.wait(10)
+        raise BadAudio(f"decoding at {sr} failed")
+
+    def probe(*args):
+        probed.set()
+        raise BadAudio("probing failed")
+
+    monkeypatch.setattr(pipeline.audio, "decode", decode)
+    monkeypatch.setattr(pipeline, "probe_video", probe)
+    with pytest.raises(BadAudio, match="decoding at 16000 failed"):
+        asyncio.run(dub(make_job(recording, tmp_path), stages(ToneVoice())))
+
+
 def test_long_candidate_replaced_by_shorter_one_when_it_would_be_cut(recording, tmp_path):
     asyncio.run(dub(make_job(recording, tmp_path), stages(ToneVoice())))
     lines = json.loads((tmp_path / "out" / "manifest.json").read_text())["languages"]["pt-br"]["lines"]
