@@ -38,6 +38,7 @@ from graph.run.voices import job_voices
 from graph.timeline.assign import build_utterances
 from graph.timeline.cues import cue_turns, cue_utterances, named
 from graph.timeline.render import speaker_levels
+from graph.timeline.timing import check_stretch
 from graph.types import LanguageOutput, SpeakerTurn, Transcript, Translation, Utterance
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ async def dub(
     targets = tuple(language(t, job.targets).code for t in opts.targets)
     if opts.asr.language:
         language(opts.asr.language, job.sources, what="source")
+    check_stretch()
     out_dir = check_writable(job.out_dir)
     clock = _Clock()
 

@@ -9,6 +9,7 @@ fit, voiced again, graph/run/placing.py); only what prediction still missed is c
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Sequence
 
@@ -23,6 +24,7 @@ PAD_S = 0.005  # silence kept before and after a take's speech
 FADE_S = 0.01  # fade where a line has to be cut
 PAUSE_S = 0.06  # a pause (where a cut may fall) is at least this long: stop closures inside words are shorter
 NEAR_S = 1.0  # with no pause at all, a cut falls on the quietest frame this close to the limit
+NO_SOX = "sox is not installed; it fits lines to their slots. Install it: apt-get install sox"
 
 
 def source_pace(utterances: Sequence[Utterance]) -> float:
@@ -64,6 +66,12 @@ def trim(samples: np.ndarray, sr: int) -> np.ndarray:
     return samples[max(0, int(span[0] * sr) - pad) : int(np.ceil(span[1] * sr)) + pad]
 
 
+def check_stretch() -> None:
+    """Fail a job before its first stage, not at its first stretched line, where sox is missing."""
+    if shutil.which("sox") is None:
+        raise DubError(NO_SOX)
+
+
 def stretch(samples: np.ndarray, sr: int, rate: float) -> np.ndarray:
     """Pitch-preserving speed change, ``round(len / rate)`` samples; rate 1 returns the input untouched.
 
@@ -79,7 +87,7 @@ def stretch(samples: np.ndarray, sr: int, rate: float) -> np.ndarray:
     try:
         proc = subprocess.run(cmd, input=np.ascontiguousarray(samples, "<f4").tobytes(), capture_output=True)
     except FileNotFoundError:
-        raise DubError("sox is not installed; it fits lines to their slots. Install it: apt-get install sox") from None
+        raise DubError(NO_SOX) from None
     if proc.returncode != 0:
         raise DubError(f"sox could not stretch a line: {proc.stderr.decode(errors='replace').strip()[-300:]}")
     out = np.frombuffer(proc.stdout, "<f4").astype(np.float32)

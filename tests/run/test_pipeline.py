@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from graph.errors import BadAudio, UnsupportedLanguage
+from graph.errors import BadAudio, DubError, UnsupportedLanguage
 from graph.options import DubOptions
 from graph.run.checkpoint import Checkpoint
 from graph.run.pipeline import DubJob, Stages, dub
@@ -161,6 +161,14 @@ def test_when_decoding_and_probing_fail_the_analysis_decode_s_error_is_raised(re
     monkeypatch.setattr(pipeline, "probe_video", probe)
     with pytest.raises(BadAudio, match="decoding at 16000 failed"):
         asyncio.run(dub(make_job(recording, tmp_path), stages(ToneVoice())))
+
+
+def test_without_sox_a_job_fails_before_its_first_stage(recording, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    voice = ToneVoice()
+    with pytest.raises(DubError, match="sox is not installed"):
+        asyncio.run(dub(make_job(recording, tmp_path), stages(voice)))
+    assert voice.prepared == 0 and not (tmp_path / "out").exists()
 
 
 def test_long_candidate_replaced_by_shorter_one_when_it_would_be_cut(recording, tmp_path):

@@ -9,7 +9,7 @@ from graph.timeline.onsets import speech_span
 from graph.timeline.solver import Plan
 from graph.errors import DubError
 from graph.timeline.onsets import frame_db
-from graph.timeline.timing import (choose_candidate, cut_at_pause, fit_take, source_pace, stretch, trim,
+from graph.timeline.timing import (check_stretch, choose_candidate, cut_at_pause, fit_take, source_pace, stretch, trim,
                                    word_prefix)
 from graph.types import Utterance
 
@@ -109,4 +109,6 @@ def test_without_sox_a_stretch_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(DubError, match=r"sox is not installed.*apt-get install sox"):
         stretch(burst(1.0), SR, 1.2)
+    with pytest.raises(DubError, match=r"sox is not installed"):
+        check_stretch()
     assert stretch(burst(1.0), SR, 1.0).size == SR  # rate 1 needs no sox
