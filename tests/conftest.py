@@ -22,9 +22,12 @@ pytest_plugins = [
 
 def pytest_collection_modifyitems(config, items):
     # Modules with long tests first (a stable sort): the test workers take whole files in this order, so the last
-    # files to start are short ones and no worker is left running a long module alone at the end.
+    # files to start are short ones and no worker is left running a long module alone at the end. The modules on
+    # Serve go first of all, next to each other: a worker starts Serve for the first and stops it after its last
+    # (tests/serve/conftest.py), not after the session.
     slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
-    items.sort(key=lambda item: item.path not in slow)
+    serve = {item.path for item in items if "serve_port" in item.fixturenames}
+    items.sort(key=lambda item: (item.path not in serve, item.path not in slow))
     import torch
 
     if torch.cuda.is_available():

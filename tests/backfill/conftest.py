@@ -20,9 +20,10 @@ SCRIPTS: tuple[tuple[tuple[str, str], ...], ...] = (
 EXTRA: tuple[tuple[str, str], ...] = (("beth", "Please close the window, it is cold."), ("alex", "Sure, no problem."))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def offline_stages(ray_local):
-    """One set of offline-profile actor pools for every in-process backfill (models load once)."""
+    """One set of offline-profile actor pools for the in-process backfills (models load once), stopped when the
+    worker leaves this package."""
     from actors.models import get_profile
     from graph.run.pools import Replicas, start_stages, stop_stages
 

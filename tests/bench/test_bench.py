@@ -42,6 +42,7 @@ def test_scenario_scripts_cycle_speakers():
     assert {speaker for speaker, _ in SCENARIO.script()} == {"alex"}
 
 
+@pytest.mark.slow
 def test_forced_lines_decode_exactly_n_tokens(bench_profile):
     from bench.forced import ForcedSynthesizer
 

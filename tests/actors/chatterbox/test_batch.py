@@ -308,6 +308,7 @@ def test_line_batcher_on_the_synthesizer(synth, requests_, sequential):
     _assert_close(clips, sequential[:3])
 
 
+@pytest.mark.slow
 def test_batching_synthesizer_batches_concurrent_lines_or_voices_them_alone(tiny_chatterbox_spec, requests_,
                                                                             sequential):
     """The actor the CLI, backfills and Serve use: batching on gives the lines' own clips; 1 turns it off."""

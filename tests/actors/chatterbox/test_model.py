@@ -124,6 +124,7 @@ def test_synthesize_reproduces_chatterbox_generate(tiny_chatterbox_spec, synth, 
         assert np.array_equal(got.samples, expected)
 
 
+@pytest.mark.slow
 def test_threads_on_one_instance_equal_one_by_one(synth, voices, sequential):
     def run(job):
         text, lang, v, seed = job

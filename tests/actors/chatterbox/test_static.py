@@ -48,6 +48,7 @@ def test_static_buckets_give_the_dynamic_cache_tokens_and_are_reused(synth, voic
     assert list(pool.decoders) == made  # the second batch reused every bucket: nothing new allocated or captured
 
 
+@pytest.mark.slow
 def test_bf16_static_cache_matches_bf16_dynamic_and_stays_near_fp32(synth, voices, tiny_chatterbox_spec):
     """The issue's bug: under bf16 autocast the static cache got fp32 keys and bf16 values. T3's weights are now
     cast to bf16, so the cache is bf16 throughout; its tokens equal the bf16 dynamic cache's. Against fp32 the
@@ -80,6 +81,7 @@ def _first_logits(synth, voices) -> torch.Tensor:
         return decoder.prefill(pre.embeds, pre.pad.repeat(2), positions)[0].float()
 
 
+@pytest.mark.slow
 def test_compiled_step_traces_whole_and_gives_the_eager_tokens(synth, voices):
     """torch.compile of the bucket's step with ``fullgraph``: no graph break (a break hides a host sync a CUDA graph
     cannot hold; the attention taps used to cause one). The "eager" backend checks the tracing; inductor's code
