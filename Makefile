@@ -33,11 +33,11 @@ demo: setup examples/conversation.wav
 models: setup
 	.venv/bin/dubgraph models --profile offline
 
-# Two pytest workers (pytest-xdist), a file each at a time: most of the suite waits on Ray, Serve and model
-# processes, so two files overlap their waits on two cores. Each worker has its own session Ray.
+# Two pytest workers (pytest-xdist), a test file each at a time, tests/serve as one (tests/conftest.py). Each
+# worker has its own session Ray.
 TEST_WORKERS ?= 2
 test: setup
-	.venv/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile
+	.venv/bin/pytest -q -n $(TEST_WORKERS)
 
 # The review page's vendored JavaScript, exactly the versions and checksums in graph/jobs/web/static/vendor/VERSIONS.
 vendor-web:

@@ -10,6 +10,8 @@ os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+SERVE = "tests/serve"  # its modules share one Serve app: one unit of work (below)
+
 pytest_plugins = [
     "tests.fixtures.audio",
     "tests.fixtures.mix",
@@ -20,14 +22,25 @@ pytest_plugins = [
 ]
 
 
+def pytest_xdist_make_scheduler(config, log):
+    """The test workers' units of work: a test module each, except tests/serve, one unit: one worker runs its
+    modules one after the other, so Serve and the models app start once (tests/serve/conftest.py)."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class Units(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = super()._split_scope(nodeid)
+            return SERVE if module.startswith(f"{SERVE}/") else module
+
+    return Units(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    # Modules with long tests first (a stable sort): the test workers take whole files in this order, so the last
-    # files to start are short ones and no worker is left running a long module alone at the end. The modules on
-    # Serve go first of all, next to each other: a worker starts Serve for the first and stops it after its last
-    # (tests/serve/conftest.py), not after the session.
+    # Units with long tests first (a stable sort): the test workers take them in this order, so the last to start
+    # are short ones and no worker is left running a long module alone at the end. tests/serve goes first of all.
     slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
-    serve = {item.path for item in items if "serve_port" in item.fixturenames}
-    items.sort(key=lambda item: (item.path not in serve, item.path not in slow))
+    serve = config.rootpath / SERVE
+    items.sort(key=lambda item: (not item.path.is_relative_to(serve), item.path not in slow))
     import torch
 
     if torch.cuda.is_available():

@@ -28,8 +28,8 @@ def _free_port() -> int:
 def serve_port(ray_local) -> int:
     """Serve on the worker's Ray while it runs this package's modules, shut down when the worker moves on: an idle
     Serve app (controller, proxy, the models' replicas) kept ~14 % of a core busy (5.8 s of CPU in 30 s against 1.5
-    s for the same Ray without it, measured), and a worker spends most of the session on other modules. The Serve
-    modules run first (tests/conftest.py), so each worker starts Serve once."""
+    s for the same Ray without it, measured), and a worker spends most of the session on other modules. This
+    package is one unit of work, run first (tests/conftest.py), so Serve starts once."""
     from ray import serve
 
     port = _free_port()
