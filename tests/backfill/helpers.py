@@ -14,7 +14,7 @@ OPTIONS = DubOptions(targets=("pt-br",), profile="offline", formats=("wav", "srt
 
 
 def backfill(inputs, out: Path, stages, options: DubOptions = OPTIONS) -> Summary:
-    """A backfill in this process over the session's ``offline_stages`` pools."""
+    """A backfill in this process over the package's ``offline_stages`` pools."""
     config = BackfillConfig(tuple(str(p) for p in inputs), out, options, concurrency=3, progress_every_s=5)
     return run_backfill(config, stages)
 

@@ -42,7 +42,7 @@ def serve_port(ray_local) -> int:
 
 def deploy(port: int, **args) -> httpx.Client:
     """Run the app's ingress with these DubAppArgs and return a client. Its models (offline profile, the counting
-    synthesizer) are the session's models application, deployed by the first call: each test module deploys
+    synthesizer) are the Serve run's models application, deployed by the first call: each test module deploys
     its own ingress (its own job store and limits) in seconds, and no module reloads a model."""
     from ray import serve
 
@@ -63,7 +63,7 @@ def replicas(app: str, *deployments: str) -> set[str]:
 
 
 def models_app(actors: dict[str, str]) -> str:
-    """The session's models application (offline profile with these actors), deployed when not running."""
+    """The Serve run's models application (offline profile with these actors), deployed when not running."""
     from ray import serve
 
     from serve_app import ModelArgs, build_models

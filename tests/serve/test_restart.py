@@ -1,5 +1,5 @@
 """Restarting the app's ingress (its job runner) with a running and a queued job: both complete, no line is
-synthesized twice, and the model replicas (the session's models application) are the same before and after.
+synthesized twice, and the model replicas (the Serve run's models application) are the same before and after.
 A restart of everything, models and Ray too, is tests/serve/test_crash.py."""
 
 from __future__ import annotations
